@@ -196,9 +196,11 @@ def load_settings(path: str | os.PathLike | None = None, *, env: bool = True) ->
             text = file.read_text(encoding="utf-8")
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            line = getattr(exc, "lineno", None)
-            where = f"{file}:{line}" if line else str(file)
-            raise ConfigError(f"{where}: invalid TOML: {getattr(exc, 'msg', exc)}") from None
+            # Python 3.11's tomllib puts the position only in the message: "... (at line 2, column 4)"
+            m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+            where = f"{file}:{m.group(1)}" if m else str(file)
+            msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+            raise ConfigError(f"{where}: invalid TOML: {msg}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: cannot read: {exc}") from None
     if env:
@@ -244,12 +246,12 @@ base_url = "http://localhost:11434/v1"
 model = "llama3.1:8b"
 context_window = 8192
 
-[backends.openai]
-base_url = "https://api.openai.com/v1"
-model = "gpt-4o-mini"
-api_key_env = "OPENAI_API_KEY"   # the key itself stays in your environment
-context_window = 128000
-temperature = 1.0
+# [backends.openai]
+# base_url = "https://api.openai.com/v1"
+# model = "gpt-4o-mini"
+# api_key_env = "OPENAI_API_KEY"   # the key itself stays in your environment
+# context_window = 128000
+# temperature = 1.0
 
 [regenerate]
 strategy = "anchored-icr"   # temperature | general-icr | anchored-icr | general-system | anchored-system

@@ -1,0 +1,173 @@
+"""`ask`, `models`, `locate` and `config check|init`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from .common import add_backend_arg, fail, settings_and_backend
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ask = sub.add_parser("ask", help="ask one question and stream the answer to stdout")
+    ask.add_argument("prompt", nargs="?", help="the question (read from stdin when omitted)")
+    add_backend_arg(ask)
+    ask.add_argument("--system", help="system prompt")
+    ask.add_argument("--temperature", type=float, help="sampling temperature")
+    ask.add_argument("--max-tokens", type=int, help="cap on the answer's length")
+    ask.add_argument("--json", action="store_true", help="print one JSON object (text, backend, model, usage, timings)")
+    ask.add_argument("--no-save", action="store_true", help="do not record the exchange in the history")
+    ask.set_defaults(func=cmd_ask)
+
+    models = sub.add_parser("models", help="list the models a backend serves")
+    add_backend_arg(models)
+    models.set_defaults(func=cmd_models)
+
+    locate = sub.add_parser("locate", help="print the config, data and cache paths")
+    locate.set_defaults(func=cmd_locate)
+
+    config = sub.add_parser("config", help="check or create the config file")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = config_sub.add_parser("check", help="validate the config file (exit 2 when broken)")
+    check.set_defaults(func=cmd_config_check)
+    init = config_sub.add_parser("init", help="write a commented example config (never overwrites)")
+    init.set_defaults(func=cmd_config_init)
+
+
+def cmd_ask(args) -> int:
+    from ..backends import make_backend
+    from ..backends.base import BackendError, collect
+
+    settings, name = settings_and_backend(args)
+    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    if not prompt.strip():
+        return fail("nothing to ask: give a prompt or pipe one on stdin")
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+        {"role": "user", "content": prompt}]
+    backend = make_backend(settings, name)
+    recorder = None if args.no_save else _Recorder.start(prompt, backend)
+
+    def on_text(delta: str) -> None:
+        if recorder:
+            recorder.append(delta)
+        if not args.json:
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+
+    async def run():
+        try:
+            return await collect(backend, messages, on_text=on_text, temperature=args.temperature,
+                                 max_tokens=args.max_tokens)
+        finally:
+            await backend.aclose()
+
+    try:
+        completion = asyncio.run(run())
+    except BackendError as exc:
+        if recorder:
+            recorder.finish("error", error=str(exc))
+        if not args.json and exc.partial:
+            sys.stdout.write("\n")
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        if recorder:
+            recorder.finish("cancelled")
+        raise
+    if recorder:
+        recorder.finish(completion.finish_reason or "stop", completion)
+    if args.json:
+        print(json.dumps(completion.as_dict(), ensure_ascii=False))
+    elif not completion.text.endswith("\n"):
+        sys.stdout.write("\n")
+    return 0
+
+
+class _Recorder:
+    """Writes an `ask` exchange into the conversation store as it streams."""
+
+    def __init__(self, store, writer):
+        self.store, self.writer = store, writer
+
+    @classmethod
+    def start(cls, prompt: str, backend) -> "_Recorder | None":
+        try:
+            from ..store import Store
+        except ImportError:  # the store is optional for `ask`
+            return None
+        store = Store()
+        conversation = store.create_conversation(_title(prompt))
+        turn = store.add_user_turn(conversation, prompt, None)
+        writer = store.start_variant(turn, strategy="first", backend=backend.name, model=backend.model,
+                                     params={}, category=None)
+        return cls(store, writer)
+
+    def append(self, delta: str) -> None:
+        self.writer.append(delta)
+
+    def finish(self, reason: str, completion=None, error: str | None = None) -> None:
+        usage = completion.as_dict()["usage"] if completion else None
+        timings = completion.as_dict()["timings"] if completion else None
+        self.writer.finish(reason, usage, timings, error=error)
+        self.store.close()
+
+
+def _title(prompt: str) -> str:
+    line = " ".join(prompt.split())
+    return line[:60] + ("…" if len(line) > 60 else "")
+
+
+def cmd_models(args) -> int:
+    from ..backends import make_backend
+    from ..backends.base import BackendError
+
+    settings, name = settings_and_backend(args)
+    backend = make_backend(settings, name)
+
+    async def run():
+        try:
+            return await backend.list_models()
+        finally:
+            await backend.aclose()
+
+    try:
+        for model in asyncio.run(run()):
+            print(model)
+    except BackendError as exc:
+        return fail(str(exc))
+    return 0
+
+
+def cmd_locate(args) -> int:
+    from ..config import cache_dir, config_path, data_dir, user_themes_dir
+
+    path = config_path(args.config)
+    print(f"config: {path}{'' if path.exists() else '  (not created: defaults in use)'}")
+    print(f"themes: {user_themes_dir(path)}")
+    print(f"data:   {data_dir()}")
+    print(f"cache:  {cache_dir()}")
+    return 0
+
+
+def cmd_config_check(args) -> int:
+    from ..config import check_api_keys, config_path, load_settings
+
+    settings = load_settings(args.config)
+    check_api_keys(settings, args.config)
+    path = config_path(args.config)
+    names = ", ".join(f"{n} ({b.kind}{', ' + b.model if b.model else ''})" for n, b in settings.backends.items())
+    print(f"{path}: OK. default backend: {settings.default_backend}; backends: {names}")
+    return 0
+
+
+def cmd_config_init(args) -> int:
+    from ..config import EXAMPLE_CONFIG, config_path
+
+    path = config_path(args.config)
+    if path.exists():
+        return fail(f"{path} already exists; not overwriting it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,45 @@
+"""A small JSON file in the data dir remembering UI choices (theme, last conversation).
+
+The user's config.toml is never rewritten: choices made in the app live here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..config import data_dir
+
+
+def state_path() -> Path:
+    return data_dir() / "ui-state.json"
+
+
+def load_state() -> dict:
+    try:
+        data = json.loads(state_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_state(**changes) -> None:
+    """Merge `changes` into the file (written atomically: a crash never leaves half a file)."""
+    data = {**load_state(), **changes}
+    path = state_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # remembering a choice is a convenience; failing to must not break the app
+
+
+def initial_theme(config_theme: str) -> str:
+    """The theme picked in the app, unless the config's theme was changed since that pick."""
+    state = load_state()
+    if state.get("theme") and state.get("config_theme") == config_theme:
+        return state["theme"]
+    return config_theme

@@ -1,0 +1,136 @@
+"""`ask`, `models`, `locate`, `config check|init` through the real console entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from taskdiv_chat.fake_server import Reply
+
+CLI = os.environ.get("TASKDIV_TEST_CLI", "-m taskdiv_chat").split()
+
+
+def run_cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, *CLI, *args], input=stdin, capture_output=True,
+                          text=True, env=full_env, timeout=timeout)
+
+
+def write_config(text: str) -> Path:
+    path = Path(os.environ["TASKDIV_CONFIG"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def fake_config(server, extra: str = "") -> Path:
+    return write_config(f'default_backend = "fake"\n[backends.fake]\nbase_url = "{server.base_url}"\n'
+                        f'model = "test-model"\nmax_retries = 0\n{extra}')
+
+
+def test_ask_streams_answer_from_server(fake_server):
+    fake_server.responder = lambda body: Reply("Rain falls on the roof")
+    fake_config(fake_server)
+    out = run_cli("ask", "Write a haiku about rain", "--no-save")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "Rain falls on the roof\n"
+    assert fake_server.requests[0]["messages"] == [{"role": "user", "content": "Write a haiku about rain"}]
+    assert fake_server.requests[0]["stream"] is True
+
+
+def test_ask_reads_stdin_and_prints_json(fake_server):
+    fake_server.responder = lambda body: Reply("forty two")
+    fake_config(fake_server)
+    out = run_cli("ask", "--json", "--system", "be brief", "--temperature", "0.3", "--no-save",
+                  stdin="What is six times seven?")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["text"] == "forty two"
+    assert (data["backend"], data["model"]) == ("fake", "test-model")
+    assert data["usage"]["completion_tokens"] == 2
+    assert data["timings"]["total_s"] >= data["timings"]["first_token_s"] >= 0
+    body = fake_server.requests[0]
+    assert body["messages"][0] == {"role": "system", "content": "be brief"}
+    assert body["temperature"] == 0.3
+
+
+def test_ask_failure_is_one_line_and_nonzero(fake_server):
+    fake_server.responder = lambda body: Reply(fault="401")
+    fake_config(fake_server)
+    out = run_cli("ask", "hi", "--no-save")
+    assert out.returncode == 1
+    assert "authentication failed" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_ask_keeps_partial_answer_on_disconnect(fake_server):
+    fake_server.responder = lambda body: Reply("one two three four five", fault="disconnect", fault_after=3)
+    fake_config(fake_server)
+    out = run_cli("ask", "count", "--no-save")
+    assert out.returncode == 1
+    assert out.stdout.startswith("one two three")
+    assert "dropped" in out.stderr
+
+
+def test_ask_backend_flag_picks_another_backend(fake_server):
+    fake_server.responder = lambda body: Reply("from other")
+    write_config(f'[backends.other]\nbase_url = "{fake_server.base_url}"\nmodel = "test-model"\n')
+    out = run_cli("ask", "--backend", "other", "hello", "--no-save")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "from other"
+    out = run_cli("--backend", "nope", "ask", "hello", "--no-save")
+    assert out.returncode == 2
+    assert "unknown backend 'nope'" in out.stderr
+
+
+def test_models_lists_server_models(fake_server):
+    fake_config(fake_server)
+    out = run_cli("models")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["test-model"]
+
+
+def test_locate_prints_paths(isolated_dirs):
+    out = run_cli("locate")
+    assert out.returncode == 0
+    assert str(isolated_dirs / "config" / "config.toml") in out.stdout
+    assert str(isolated_dirs / "data") in out.stdout
+    assert str(isolated_dirs / "cache") in out.stdout
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('default_backend = "local"\n[ui\ntheme = "x"\n', ":2: invalid TOML"),
+    ('[ui]\ntheme = "x"\ncolour = "red"\n', ":3: field 'ui.colour': unknown field"),
+    ('[backends.srv]\nbase_url = "http://127.0.0.1:9/v1"\ntemperature = "hot"\n',
+     ":3: field 'backends.srv.temperature'"),
+    ('[backends.srv]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "TASKDIV_TEST_MISSING_KEY"\n',
+     ":3: field 'backends.srv.api_key_env': environment variable TASKDIV_TEST_MISSING_KEY is not set"),
+])
+def test_config_check_reports_file_line_field(text, expected):
+    path = write_config(text)
+    out = run_cli("config", "check")
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert f"{path}{expected}" in out.stderr
+
+
+def test_config_init_then_check_is_clean():
+    out = run_cli("config", "init")
+    assert out.returncode == 0, out.stderr
+    out = run_cli("config", "check")
+    assert out.returncode == 0, out.stderr
+    assert "default backend: local" in out.stdout
+    assert run_cli("config", "init").returncode == 1  # never overwrites
+
+
+@pytest.mark.slow
+def test_ask_local_embedded_model_streams_offline():
+    out = run_cli("ask", "Write a haiku about rain", "--backend", "local", "--max-tokens", "24", "--no-save")
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.split()) >= 3
