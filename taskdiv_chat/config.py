@@ -148,7 +148,7 @@ def _find_line(text: str, loc: tuple) -> int | None:
     lines = text.splitlines()
     header = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
     # Try the longest table prefix, then the key inside that table.
-    for split in range(len(keys) - 1, -1, -1):
+    for split in range(len(keys), -1, -1):  # the whole path may name a table itself
         table, rest = keys[:split], keys[split:]
         table_name = ".".join(table)
         in_table = not table
@@ -166,16 +166,24 @@ def _find_line(text: str, loc: tuple) -> int | None:
     return None
 
 
-def _env_overrides(data: dict) -> dict:
-    """Apply TASKDIV_* env vars to the raw dict (values parsed as TOML/JSON scalars when possible)."""
+def _env_overrides(data: dict, sources: dict[tuple, str] | None = None) -> dict:
+    """Apply TASKDIV_* env vars to the raw dict; `sources` gets field path -> variable name.
+
+    Values stay strings (pydantic turns "8192" into an int where a field wants one, and
+    a model called "1234" stays a string); JSON objects/arrays are parsed for dict fields.
+    """
     for var, raw in os.environ.items():
         if not var.startswith("TASKDIV_") or var in _RESERVED_ENV:
             continue
         path = [p.lower() for p in var[len("TASKDIV_"):].split("__")]
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
+        value = raw
+        if raw.lstrip().startswith(("{", "[")):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                pass
+        if sources is not None:
+            sources[tuple(path)] = var
         node = data
         for key in path[:-1]:
             node = node.setdefault(key, {})
@@ -203,17 +211,25 @@ def load_settings(path: str | os.PathLike | None = None, *, env: bool = True) ->
             raise ConfigError(f"{where}: invalid TOML: {msg}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: cannot read: {exc}") from None
+    sources: dict[tuple, str] = {}
     if env:
-        data = _env_overrides(data)
+        data = _env_overrides(data, sources)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
+        msg = err["msg"]
+        if not loc and "default_backend" in msg:  # raised by Settings' own check, which has no field
+            loc = ("default_backend",)
         field = ".".join(str(k) for k in loc) or "(top level)"
         line = _find_line(text, loc) if text else None
         where = f"{file}:{line}" if line else str(file)
-        msg = err["msg"]
+        keys = tuple(str(k) for k in loc)
+        for env_path, var in sources.items():  # a bad value from the environment: name the variable
+            if keys[: len(env_path)] == env_path or (env_path[: len(keys)] == keys and line is None):
+                where = f"environment variable {var}"
+                break
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""

@@ -3,7 +3,9 @@
 It speaks real HTTP/1.1 over a real socket (keep-alive, chunked SSE), so the
 client is exercised exactly as against vLLM or Ollama, and it can misbehave
 on purpose: slow first byte, disconnect mid-stream, 429 with Retry-After,
-500, 401, unknown model, a malformed JSON chunk, a stream that never ends.
+500, 401, unknown model, a malformed JSON chunk, an error event mid-stream,
+a stream that never ends, or any status with any error body.
+It also notices when a client hangs up mid-stream (`client_disconnects`).
 
     with FakeOpenAIServer(lambda body: Reply("Hi there")) as server:
         client = OpenAIBackend("fake", BackendConfig(base_url=server.base_url, model="test-model"))
@@ -18,7 +20,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-FAULTS = ("disconnect", "429", "500", "401", "unknown-model", "malformed", "never-end")
+FAULTS = ("disconnect", "429", "500", "401", "unknown-model", "malformed", "error-event", "never-end")
+
+
+class _ClientGone(Exception):
+    """The client closed the connection while we were streaming."""
 
 
 @dataclass
@@ -28,11 +34,14 @@ class Reply:
     chunk_delay: float = 0.0  # seconds between pieces
     first_byte_delay: float = 0.0  # before the response headers
     fault: str | None = None  # one of FAULTS
-    fault_after: int = 2  # pieces sent before disconnect/malformed/never-end
+    fault_after: int = 2  # pieces sent before disconnect/malformed/error-event/never-end
     retry_after: float | None = None  # with 429/500
     usage: bool = True  # send a usage chunk at the end when asked
-    split_events: bool = False  # cut each SSE event in two writes, mid-JSON
+    split_events: bool = False  # cut each SSE event in two writes (a few ms apart), mid-JSON
+    keepalives: bool = False  # a ": keep-alive" comment before every event, as proxies send
+    line_end: str = "\n"  # "\r\n" like some servers
     finish_reason: str = "stop"
+    error: tuple[int, dict | str] | None = None  # answer with this status and body instead
 
     def pieces(self) -> list[str]:
         if self.chunks is not None:
@@ -54,18 +63,18 @@ class FakeOpenAIServer:
     responder: Responder | list = field(default=_default_responder)
     models: tuple[str, ...] = ("test-model",)
     api_key: str | None = None  # require "Authorization: Bearer <key>" when set
+    reject_stream_options: bool = False  # answer 400 to `stream_options`, like some older servers
     host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port
 
     def __post_init__(self) -> None:
-        self.requests: list[dict] = []  # every chat request body received
+        self.requests: list[dict] = []  # every chat request body received, refused ones too
         self.headers: list[dict] = []  # their headers (lower-cased names)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
-        self.port = 0
-        if isinstance(self.responder, list):  # a list of replies is served in order
-            queue = list(self.responder)
-            self.responder = lambda body: queue.pop(0) if queue else Reply()
+        self.client_disconnects = 0  # streams the client hung up on before the end
+        self._disconnected = threading.Condition()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -79,15 +88,16 @@ class FakeOpenAIServer:
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
-            self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, self.host, 0))
+            self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, self.host, self.port))
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             self._loop.run_forever()
             self._server.close()
             # Drop connections still hanging (never-end streams) so the loop can close.
-            for task in asyncio.all_tasks(self._loop):
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
                 task.cancel()
-            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             self._loop.close()
 
         self._thread = threading.Thread(target=run, name="fake-openai-server", daemon=True)
@@ -100,6 +110,11 @@ class FakeOpenAIServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread:
             self._thread.join(5)
+
+    def wait_for_disconnects(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block until the client has hung up on `count` streams (True) or timeout (False)."""
+        with self._disconnected:
+            return self._disconnected.wait_for(lambda: self.client_disconnects >= count, timeout)
 
     def __enter__(self) -> "FakeOpenAIServer":
         return self.start()
@@ -121,7 +136,7 @@ class FakeOpenAIServer:
                     name, _, value = line.decode("latin-1").partition(":")
                     headers[name.strip().lower()] = value.strip()
                 body_bytes = await reader.readexactly(int(headers.get("content-length", 0) or 0))
-                keep_open = await self._route(method, path, headers, body_bytes, writer)
+                keep_open = await self._route(method, path, headers, body_bytes, reader, writer)
                 if not keep_open:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
@@ -132,8 +147,8 @@ class FakeOpenAIServer:
             except Exception:
                 pass
 
-    async def _send_json(self, writer, status: int, payload: dict, extra: dict | None = None) -> bool:
-        body = json.dumps(payload).encode()
+    async def _send_json(self, writer, status: int, payload: dict | str, extra: dict | None = None) -> bool:
+        body = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
         reason = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
                   500: "Internal Server Error", 400: "Bad Request"}.get(status, "Error")
         head = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json",
@@ -147,23 +162,34 @@ class FakeOpenAIServer:
     def _error(message: str, type_: str, code: str | None = None) -> dict:
         return {"error": {"message": message, "type": type_, "code": code}}
 
-    async def _route(self, method: str, path: str, headers: dict, raw: bytes, writer) -> bool:
+    async def _route(self, method: str, path: str, headers: dict, raw: bytes, reader, writer) -> bool:
+        is_chat = method == "POST" and path.rstrip("/").endswith("/chat/completions")
+        if is_chat:  # recorded even when refused below, so tests can count every attempt
+            body = json.loads(raw or b"{}")
+            self.requests.append(body)
+            self.headers.append(headers)
         if self.api_key and headers.get("authorization") != f"Bearer {self.api_key}":
             return await self._send_json(writer, 401, self._error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
         if method == "GET" and path.rstrip("/").endswith("/models"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
             return await self._send_json(writer, 200, {"object": "list", "data": data})
-        if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
+        if not is_chat:
             return await self._send_json(writer, 404, self._error(f"no route {method} {path}", "not_found"))
-        body = json.loads(raw or b"{}")
-        self.requests.append(body)
-        self.headers.append(headers)
-        reply = self.responder(body)
+        if isinstance(self.responder, list):  # a list of replies is served in order, then defaults
+            reply = self.responder.pop(0) if self.responder else Reply()
+        else:
+            reply = self.responder(body)
         if isinstance(reply, str):
             reply = Reply(reply)
         if reply.first_byte_delay:
             await asyncio.sleep(reply.first_byte_delay)
-        retry = {"Retry-After": str(reply.retry_after)} if reply.retry_after is not None else {}
+        retry = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
+        if reply.error is not None:
+            status, payload = reply.error
+            return await self._send_json(writer, status, payload, retry)
+        if self.reject_stream_options and "stream_options" in body:
+            return await self._send_json(writer, 400, self._error(
+                "Unrecognized request argument supplied: stream_options", "invalid_request_error"))
         if reply.fault == "401":
             return await self._send_json(writer, 401, self._error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
         if reply.fault == "429":
@@ -174,7 +200,13 @@ class FakeOpenAIServer:
             return await self._send_json(writer, 404, self._error(
                 f"The model `{body.get('model')}` does not exist.", "invalid_request_error", "model_not_found"))
         if body.get("stream"):
-            return await self._stream(body, reply, writer)
+            try:
+                return await self._stream(body, reply, reader, writer)
+            except (_ClientGone, ConnectionError):
+                with self._disconnected:
+                    self.client_disconnects += 1
+                    self._disconnected.notify_all()
+                return False
         text = reply.text if reply.chunks is None else "".join(reply.chunks)
         payload = {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
@@ -184,18 +216,31 @@ class FakeOpenAIServer:
         }
         return await self._send_json(writer, 200, payload)
 
-    async def _stream(self, body: dict, reply: Reply, writer) -> bool:
+    async def _stream(self, body: dict, reply: Reply, reader, writer) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
+        # httpx never pipelines, so the only thing the reader can see now is the hang-up.
+        hangup = asyncio.ensure_future(reader.read(1))
+        end = reply.line_end
+
+        async def pause(seconds: float) -> None:
+            await asyncio.wait([hangup], timeout=seconds)
+            if hangup.done():
+                raise _ClientGone
 
         async def send(data: bytes) -> None:
+            if hangup.done():
+                raise _ClientGone
             writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             await writer.drain()
 
         async def event(payload: str) -> None:
-            data = f"data: {payload}\n\n".encode()
+            if reply.keepalives:
+                await send(f": keep-alive{end}{end}".encode())
+            data = f"data: {payload}{end}{end}".encode()
             if reply.split_events and len(data) > 8:
                 await send(data[: len(data) // 2])
+                await pause(0.003)  # so the halves reach the client in separate reads
                 await send(data[len(data) // 2:])
             else:
                 await send(data)
@@ -204,33 +249,48 @@ class FakeOpenAIServer:
             return json.dumps({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
                                "model": body["model"], "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
-        await send(b": keep-alive\n\n")  # servers send comments; clients must skip them
-        await event(chunk({"role": "assistant", "content": ""}))
-        pieces = reply.pieces()
-        for i, piece in enumerate(pieces):
-            if reply.fault and i == reply.fault_after:
-                if reply.fault == "disconnect":
-                    writer.transport.abort()
-                    return False
-                if reply.fault == "malformed":
-                    await event('{"choices": [{"delta": {"content": "oops"')
-                    break
-                if reply.fault == "never-end":
-                    await asyncio.sleep(3600)
-            if reply.chunk_delay:
-                await asyncio.sleep(reply.chunk_delay)
-            await event(chunk({"content": piece}))
-        if reply.fault == "never-end":
-            await asyncio.sleep(3600)
-        await event(chunk({}, reply.finish_reason))
-        if reply.usage and (body.get("stream_options") or {}).get("include_usage"):
-            usage = {"prompt_tokens": _count(body), "completion_tokens": len(pieces),
-                     "total_tokens": _count(body) + len(pieces)}
-            await event(json.dumps({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
-                                    "model": body["model"], "choices": [], "usage": usage}))
-        await event("[DONE]")
-        await send(b"")  # end of chunked body
-        return True
+        async def misbehave() -> bool:
+            """Act out the fault; False when the stream must end here."""
+            if reply.fault == "disconnect":
+                writer.transport.abort()
+                return False
+            if reply.fault == "malformed":
+                await event('{"choices": [{"delta": {"content": "oops"')
+            elif reply.fault == "error-event":
+                await event(json.dumps({"error": {"message": "The model crashed.", "type": "server_error"}}))
+            elif reply.fault == "never-end":
+                await pause(3600)
+            return True
+
+        try:
+            await send(f": keep-alive{end}{end}".encode())  # servers send comments; clients must skip them
+            await event(chunk({"role": "assistant", "content": ""}))
+            pieces = reply.pieces()
+            faulted = False
+            for i, piece in enumerate(pieces):
+                if reply.fault and i == reply.fault_after:
+                    faulted = True
+                    if not await misbehave():
+                        return False
+                if reply.chunk_delay:
+                    await pause(reply.chunk_delay)
+                await event(chunk({"content": piece}))
+            if reply.fault and not faulted and not await misbehave():
+                return False
+            await event(chunk({}, reply.finish_reason))
+            if reply.usage and (body.get("stream_options") or {}).get("include_usage"):
+                usage = {"prompt_tokens": _count(body), "completion_tokens": len(pieces),
+                         "total_tokens": _count(body) + len(pieces)}
+                await event(json.dumps({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+                                        "model": body["model"], "choices": [], "usage": usage}))
+            await event("[DONE]")
+            await send(b"")  # end of chunked body
+            return True
+        finally:
+            hangup.cancel()
+            await asyncio.wait([hangup])  # let go of the reader before the next request reads it
+            if not hangup.cancelled():
+                hangup.exception()  # retrieved, so asyncio does not log it
 
 
 def _count(body: dict) -> int:

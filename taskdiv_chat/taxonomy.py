@@ -256,3 +256,28 @@ def checklist_score_prompt(prompt: str, criteria: str, response: str) -> str:
         "Score the response from 1 (poor) to 5 (excellent) against the criteria. "
         "Answer with the number only."
     )
+
+
+# --- diversity engine (regeneration and k-at-once formats) -----------------------------
+
+# Appended to both k-at-once system prompts so the reply can be split into k answers.
+K_FORMAT_INSTRUCTION = (
+    "Write each response under its own header line 'Response 1:', 'Response 2:' and so on up to "
+    "'Response {k}:', with nothing before the first header."
+)
+KEY_ELEMENTS_USED = "Earlier answers already used these key elements: {used}. Choose ones not used yet."
+
+
+def anchored_regen_prompt(category: Category, used: dict[str, list[str]] | None = None) -> str:
+    """The task-anchored in-context regeneration turn, optionally naming key elements already used."""
+    text = f"{GENERAL_REGEN_PROMPT} {category.regen_instruction}"
+    listed = "; ".join(f"{name}: {', '.join(values)}" for name, values in (used or {}).items() if values)
+    if listed:
+        text += " " + KEY_ELEMENTS_USED.format(used=listed)
+    return text
+
+
+def k_system_prompt(k: int, category: Category | None = None) -> str:
+    """The k-at-once system prompt: the category's k_instruction, or the general baseline, plus the format."""
+    head = category.k_instruction.format(k=k) if category else GENERAL_K_PROMPT.format(k=k)
+    return f"{head}\n{K_FORMAT_INSTRUCTION.format(k=k)}"

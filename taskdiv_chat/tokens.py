@@ -46,18 +46,25 @@ def trim_to_fit(messages: list[Message], window: int, reserve: int = 512) -> tup
     """Drop the oldest context until the messages fit `window - reserve` tokens.
 
     Leading system messages and the last message (the current turn) are always
-    kept. Returns the kept messages and how many were dropped; if even the kept
-    minimum does not fit, it is returned as is and the backend will refuse it.
+    kept. The kept history never starts with an assistant message, since strict
+    chat templates (Mistral's, Gemma's) refuse a conversation that does. Returns
+    the kept messages and how many were dropped; if even the kept minimum does
+    not fit, it is returned as is and the backend will refuse it.
     """
+    if not messages:
+        return [], 0
     budget = window - reserve
-    head = [m for m in messages[:-1] if m["role"] == "system"]
-    head_len = len(head) if messages[: len(head)] == head else 0
+    head_len = 0
+    while head_len < len(messages) - 1 and messages[head_len]["role"] == "system":
+        head_len += 1
     fixed, middle, last = messages[:head_len], messages[head_len:-1], messages[-1:]
     sizes = [_PER_MESSAGE + count_text(m["content"]) for m in middle]
     total = count_messages(fixed + last) + sum(sizes)
-    dropped = 0
-    while middle and total > budget:
-        total -= sizes.pop(0)
-        middle.pop(0)
-        dropped += 1
-    return fixed + middle + last, dropped
+    start = 0
+    while start < len(middle) and total > budget:
+        total -= sizes[start]
+        start += 1
+    if start:  # the history was cut: let it begin with a user turn
+        while start < len(middle) and middle[start]["role"] == "assistant":
+            start += 1
+    return fixed + middle[start:] + last, start

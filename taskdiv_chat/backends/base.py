@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol, TypedDict
@@ -22,7 +23,7 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-@dataclass
+@dataclass(slots=True)
 class Chunk:
     """One piece of a streamed answer: text, and on the last piece the finish reason/usage."""
 
@@ -63,13 +64,17 @@ class BackendError(Exception):
     """A failure the UI can show as is. `partial` keeps any text already received."""
 
     kind = "error"
-    retryable = False
+    retryable = False  # worth asking again, if nothing has been shown yet
 
-    def __init__(self, message: str, *, partial: str = "", status: int | None = None):
+    def __init__(self, message: str, *, partial: str = "", status: int | None = None,
+                 retry_after: float | None = None, retryable: bool | None = None):
         super().__init__(message)
         self.message = message
         self.partial = partial
         self.status = status
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After)
+        if retryable is not None:
+            self.retryable = retryable
 
     def __str__(self) -> str:
         return self.message
@@ -94,8 +99,9 @@ class ServerError(BackendError):
 
 
 class TimeoutError_(BackendError):
+    # Retried only when connecting timed out: a read timeout means a slow or stuck
+    # model, and asking again would only queue a second copy of the same work.
     kind = "timeout"
-    retryable = True
 
 
 class MalformedStreamError(BackendError):
@@ -109,6 +115,7 @@ class ConnectionRefusedError_(BackendError):
 
 class DisconnectedError(BackendError):
     kind = "disconnected"
+    retryable = True  # only ever retried before the first token
 
 
 class ContextTooLongError(BackendError):
@@ -134,23 +141,25 @@ class Backend(Protocol):
 async def collect(backend: Backend, messages: list[Message], on_text=None, **params) -> Completion:
     """Stream an answer into a Completion, calling on_text(delta) as text arrives.
 
-    On error the exception carries the partial text; on cancellation the
-    partial text is returned with finish_reason "cancelled" by the caller's handler.
+    On error the BackendError carries the text received so far in .partial.
+    Cancelling the calling task stops the stream and closes the connection; the
+    text received until then has already gone to on_text.
     """
     result = Completion(text="", backend=backend.name, model=backend.model)
     parts: list[str] = []
     try:
-        async for chunk in backend.stream(messages, **params):
-            if chunk.text:
-                if result.first_token_s is None:
-                    result.first_token_s = time.monotonic() - result.started
-                parts.append(chunk.text)
-                if on_text:
-                    on_text(chunk.text)
-            if chunk.finish_reason:
-                result.finish_reason = chunk.finish_reason
-            if chunk.usage:
-                result.usage = chunk.usage
+        async with contextlib.aclosing(backend.stream(messages, **params)) as chunks:
+            async for chunk in chunks:
+                if chunk.text:
+                    if result.first_token_s is None:
+                        result.first_token_s = time.monotonic() - result.started
+                    parts.append(chunk.text)
+                    if on_text:
+                        on_text(chunk.text)
+                if chunk.finish_reason:
+                    result.finish_reason = chunk.finish_reason
+                if chunk.usage:
+                    result.usage = chunk.usage
     except BackendError as exc:
         exc.partial = "".join(parts) or exc.partial
         raise

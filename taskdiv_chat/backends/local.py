@@ -21,6 +21,7 @@ from .base import BackendError, Chunk, Completion, ContextTooLongError, Message,
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _DONE = object()
+_TEMPLATE_SLACK = 32
 
 
 def model_path() -> Path:
@@ -32,6 +33,13 @@ def model_path() -> Path:
     if not path.exists():
         raise BackendError(f"the embedded model file is missing: {path}")
     return path
+
+
+def default_threads() -> int:
+    """Half the cores, at most 4. llama.cpp's threads wait for each other at every
+    layer: on a 2-core machine that is busy elsewhere, 2 threads measured 15-25x
+    slower than 1, and a 135M model gains little from more than 4."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 class LocalBackend:
@@ -52,11 +60,26 @@ class LocalBackend:
                 started = time.monotonic()
                 from llama_cpp import Llama
 
+                threads = self.config.threads or default_threads()
                 self._llm = Llama(model_path=str(model_path()), n_ctx=self.context_window,
-                                  n_threads=self.config.threads or os.cpu_count() or 2,
-                                  verbose=False)
+                                  n_threads=threads, n_threads_batch=threads, verbose=False)
                 self.load_seconds = time.monotonic() - started
         return self._llm
+
+    def _prompt_tokens(self, messages: list[Message]) -> int:
+        """Tokens of the prompt as llama.cpp will build it, chat template included
+        (SmolLM2's adds a default system prompt when there is none)."""
+        llm = self.load()
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:  # no template in the file: about 5 tokens of markup a message
+            return _TEMPLATE_SLACK + sum(len(llm.tokenize(m["content"].encode(), add_bos=False)) + 5
+                                         for m in messages)
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        special = lambda token: llm.detokenize([token], special=True).decode(errors="ignore")  # noqa: E731
+        prompt = Jinja2ChatFormatter(template, eos_token=special(llm.token_eos()),
+                                     bos_token=special(llm.token_bos()))(messages=list(messages)).prompt
+        return len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
 
     def _sampling(self, params: dict) -> dict:
         cfg = self.config
@@ -78,12 +101,13 @@ class LocalBackend:
         try:
             llm = self.load()
             with self._run_lock:
-                prompt_tokens = sum(len(llm.tokenize(m["content"].encode(), add_bos=False)) + 4 for m in messages)
+                prompt_tokens = self._prompt_tokens(messages)
                 if prompt_tokens + 16 > self.context_window:
                     raise ContextTooLongError(
                         f"{self.name}: the conversation ({prompt_tokens} tokens) does not fit the "
                         f"{self.context_window}-token context of the embedded model")
-                sampling = {**sampling, "max_tokens": max(16, min(sampling["max_tokens"], self.context_window - prompt_tokens - 8))}
+                # Never ask for more than the context has room for (at least 16, checked above).
+                sampling = {**sampling, "max_tokens": min(sampling["max_tokens"], self.context_window - prompt_tokens)}
                 produced = 0
                 finish = None
                 for part in llm.create_chat_completion(messages=list(messages), stream=True, **sampling):
@@ -99,6 +123,12 @@ class LocalBackend:
                 put(Chunk(finish_reason=finish or "stop", usage=Usage(prompt_tokens, produced)))
         except BackendError as exc:
             put(exc)
+        except ValueError as exc:
+            if "exceed context window" not in str(exc):
+                put(BackendError(f"{self.name}: embedded model failed: {exc}"))
+            else:  # our estimate of the template was short
+                put(ContextTooLongError(f"{self.name}: the conversation does not fit the "
+                                        f"{self.context_window}-token context of the embedded model"))
         except Exception as exc:  # llama.cpp failures become messages, not crashes
             put(BackendError(f"{self.name}: embedded model failed: {exc}"))
         finally:
@@ -108,7 +138,12 @@ class LocalBackend:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         cancelled = threading.Event()
-        put = lambda item: loop.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
+
+        def put(item) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the event loop is gone (app quit): stop generating
+                cancelled.set()
         thread = threading.Thread(target=self._generate, args=(messages, self._sampling(params), put, cancelled),
                                   name="llama-generate", daemon=True)
         thread.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import re
 import time
 from typing import AsyncIterator
 
@@ -34,6 +35,9 @@ from .base import (
 )
 
 _MAX_WAIT = 30.0  # never sleep longer than this between retries, whatever Retry-After says
+# How the servers we support word "no such model" (OpenAI, vLLM, Ollama, OpenRouter, LM Studio).
+_UNKNOWN_MODEL = re.compile(
+    r"model.*(not found|does not exist|not available|no such)|(unknown|invalid|not a valid|no such) model", re.I)
 
 
 class OpenAIBackend:
@@ -72,57 +76,85 @@ class OpenAIBackend:
         return body
 
     async def stream(self, messages: list[Message], **params) -> AsyncIterator[Chunk]:
+        """Yield chunks as they arrive. Cancelling the consuming task closes the connection,
+        which stops generation on every server we support."""
         attempt = 0
         while True:
             body = self.body(messages, True, **params)
-            got_text = False
             parts: list[str] = []
+            answered = False  # once text or the end has reached the caller, never ask again
             try:
                 async with self._client.stream("POST", "chat/completions", json=body) as response:
                     if response.status_code != 200:
                         await response.aread()
-                        raise self._http_error(response)
-                    async for chunk in self._events(response, parts):
+                        if self._rejects_stream_options(response):
+                            continue  # ask again at once without it; not a failure
+                        raise self._http_error(response, body["model"])
+                    # Server-sent events, inline because this runs for every token: data lines
+                    # (joined per event), comments and other fields skipped, [DONE] ends it.
+                    # aiter_lines() rejoins lines split across reads; accepts \n, \r\n, \r.
+                    data: list[str] = []
+                    finished = False
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:"):
+                            data.append(line[6:] if line.startswith("data: ") else line[5:])
+                            continue
+                        if line or not data:  # comments (":..."), event:/id:/retry: fields, stray blanks
+                            continue
+                        event = data[0] if len(data) == 1 else "\n".join(data)
+                        data = []
+                        if event == "[DONE]" or event.strip() == "[DONE]":
+                            return
+                        chunk = self._parse_chunk(event)
                         if chunk.text:
-                            got_text = True
+                            parts.append(chunk.text)
+                            answered = True
+                        if chunk.finish_reason:
+                            answered = finished = True
                         yield chunk
+                    event = "\n".join(data).strip()
+                    if event and event != "[DONE]":  # a last event cut before its blank line
+                        chunk = self._parse_chunk(event)
+                        parts.append(chunk.text)
+                        finished = finished or bool(chunk.finish_reason)
+                        yield chunk
+                    if not finished and event != "[DONE]":
+                        raise DisconnectedError(f"{self.name}: the stream ended before the answer was finished")
                 return
             except BackendError as exc:
-                exc.partial = "".join(parts)
-                if got_text or not await self._should_retry(exc, attempt):
-                    raise
+                error = exc
             except httpx.HTTPError as exc:
-                error = self._transport_error(exc, got_text)
-                error.partial = "".join(parts)
-                if got_text or not await self._should_retry(error, attempt):
-                    raise error from None
+                error = self._transport_error(exc, answered)
+            error.partial = "".join(parts)
+            if answered or not await self._should_retry(error, attempt):
+                raise error from None
             attempt += 1
 
     async def complete(self, messages: list[Message], **params) -> Completion:
         started = time.monotonic()
         attempt = 0
         while True:
+            body = self.body(messages, False, **params)
             try:
-                response = await self._client.post("chat/completions", json=self.body(messages, False, **params))
+                response = await self._client.post("chat/completions", json=body)
                 if response.status_code != 200:
-                    raise self._http_error(response)
+                    raise self._http_error(response, body["model"])
                 try:
                     data = response.json()
                     choice = data["choices"][0]
                     text = choice["message"].get("content") or ""
-                except (ValueError, KeyError, IndexError, TypeError) as exc:
-                    raise MalformedStreamError(f"{self.name}: malformed response: {exc}") from None
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                    raise MalformedStreamError(f"{self.name}: malformed response: {exc!r}") from None
                 total = time.monotonic() - started
                 return Completion(text=text, backend=self.name, model=data.get("model") or self.model,
                                   finish_reason=choice.get("finish_reason"), usage=_usage(data.get("usage")),
                                   started=started, first_token_s=total, total_s=total)
             except BackendError as exc:
-                if not await self._should_retry(exc, attempt):
-                    raise
+                error = exc
             except httpx.HTTPError as exc:
                 error = self._transport_error(exc, False)
-                if not await self._should_retry(error, attempt):
-                    raise error from None
+            if not await self._should_retry(error, attempt):
+                raise error from None
             attempt += 1
 
     async def list_models(self) -> list[str]:
@@ -131,130 +163,139 @@ class OpenAIBackend:
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, False) from None
         if response.status_code != 200:
-            raise self._http_error(response)
+            raise self._http_error(response, self.model)
         try:
             return sorted(item["id"] for item in response.json()["data"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise MalformedStreamError(f"{self.name}: malformed /models response: {exc}") from None
+            raise MalformedStreamError(f"{self.name}: malformed /models response: {exc!r}") from None
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     # --- SSE --------------------------------------------------------------------------------
 
-    async def _events(self, response: httpx.Response, parts: list[str]) -> AsyncIterator[Chunk]:
-        """Parse the SSE stream: data lines (joined per event), comments skipped, [DONE] ends it."""
-        data_lines: list[str] = []
-        finished = False
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                data_lines.append(line[5:].lstrip(" ") if len(line) > 5 else "")
-                continue
-            if line or not data_lines:  # comments (":..."), event:/id:/retry: fields, stray blanks
-                continue
-            data, data_lines = "\n".join(data_lines), []
-            if data.strip() == "[DONE]":
-                return
-            chunk = self._parse_chunk(data)
-            if chunk.finish_reason:
-                finished = True
-            if chunk.text:
-                parts.append(chunk.text)
-            yield chunk
-        if data_lines and data_lines[0].strip() != "[DONE]":  # last event without its blank line
-            chunk = self._parse_chunk("\n".join(data_lines))
-            if chunk.text:
-                parts.append(chunk.text)
-            yield chunk
-            finished = finished or bool(chunk.finish_reason)
-        if not finished:
-            raise DisconnectedError(f"{self.name}: the stream ended before the answer was finished")
-
     def _parse_chunk(self, data: str) -> Chunk:
+        """One SSE data payload -> Chunk. Runs once per token, so the common case comes first."""
         try:
             payload = json.loads(data)
         except ValueError:
             raise MalformedStreamError(f"{self.name}: malformed JSON in stream: {data[:80]!r}") from None
-        if not isinstance(payload, dict):
-            raise MalformedStreamError(f"{self.name}: unexpected stream event: {data[:80]!r}")
-        if "error" in payload:  # some servers report errors inside the stream
-            error = payload["error"]
-            message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
-            raise ServerError(f"{self.name}: server error mid-stream: {message}")
-        choices = payload.get("choices") or []
-        text, finish = "", None
-        if choices:
-            choice = choices[0]
-            text = (choice.get("delta") or {}).get("content") or ""
+        try:
+            choice = payload["choices"][0]
+            text = choice["delta"].get("content") or ""
             finish = choice.get("finish_reason")
-        return Chunk(text=text, finish_reason=finish, usage=_usage(payload.get("usage")))
+        except (KeyError, IndexError, TypeError, AttributeError):  # no choices (usage, error), or odd ones
+            if not isinstance(payload, dict):
+                raise MalformedStreamError(f"{self.name}: unexpected stream event: {data[:80]!r}") from None
+            choice = (payload.get("choices") or [None])[0]
+            choice = choice if isinstance(choice, dict) else {}
+            delta = choice.get("delta")
+            text = (delta.get("content") if isinstance(delta, dict) else None) or ""
+            finish = choice.get("finish_reason")
+        if "error" in payload or "usage" in payload:
+            if error := payload.get("error"):  # OpenRouter, vLLM and llama.cpp report late failures in-stream
+                message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+                raise ServerError(f"{self.name}: server error mid-stream: {message}")
+            return Chunk(text, finish, _usage(payload.get("usage")))
+        return Chunk(text, finish)
 
     # --- errors and retries -----------------------------------------------------------------
 
-    def _http_error(self, response: httpx.Response) -> BackendError:
+    def _rejects_stream_options(self, response: httpx.Response) -> bool:
+        """An older server that refuses `stream_options`: stop sending it."""
+        if self._stream_options and response.status_code in (400, 422) and "stream_options" in response.text:
+            self._stream_options = False
+            return True
+        return False
+
+    def _http_error(self, response: httpx.Response, model: str) -> BackendError:
         status = response.status_code
-        try:
-            error = response.json().get("error", {})
-            message = error.get("message", "") if isinstance(error, dict) else str(error)
-            code = (error.get("code") or "") if isinstance(error, dict) else ""
-        except (ValueError, AttributeError):
-            message, code = response.text[:200], ""
+        message, code = _error_detail(response)
         where = f"{self.name} ({self.base_url})"
+        retry_after = _retry_after(response.headers)
         if status in (401, 403):
             hint = f"check ${self.config.api_key_env}" if self.config.api_key_env else "set api_key_env in the config"
-            error = AuthError(f"{where}: authentication failed ({status}): {message} ({hint})", status=status)
-        elif status == 404 and ("model" in code or "model" in message.lower()):
-            error = UnknownModelError(f"{where}: unknown model {self.model!r}: {message}", status=status)
-        elif status == 404:
-            error = BackendError(f"{where}: 404 Not Found: is base_url right (usually ending in /v1)?", status=status)
-        elif status == 429:
-            error = RateLimitError(f"{where}: rate limited (429): {message}", status=status)
-        elif status >= 500:
-            error = ServerError(f"{where}: server error ({status}): {message}", status=status)
-        elif "stream_options" in message and self._stream_options:
-            self._stream_options = False  # an older server: retry once without it
-            error = ServerError(f"{where}: server rejected stream_options", status=status)
-        elif "context" in message.lower() and ("length" in message.lower() or "window" in message.lower()):
-            error = ContextTooLongError(f"{where}: the conversation is too long for the model: {message}", status=status)
-        else:
-            error = BackendError(f"{where}: request failed ({status}): {message}", status=status)
-        error.retry_after = _retry_after(response.headers.get("retry-after"))
-        return error
+            return AuthError(f"{where}: authentication failed ({status}): {message} ({hint})", status=status)
+        if status in (400, 404) and ("model_not_found" in code or _UNKNOWN_MODEL.search(message)):
+            return UnknownModelError(f"{where}: unknown model {model!r}: {message}", status=status)
+        if status == 404:
+            return BackendError(f"{where}: 404 Not Found: is base_url right (usually ending in /v1)?", status=status)
+        if status == 429:
+            return RateLimitError(f"{where}: rate limited (429): {message}", status=status, retry_after=retry_after)
+        if status >= 500:
+            return ServerError(f"{where}: server error ({status}): {message}", status=status, retry_after=retry_after)
+        lowered = message.lower()
+        if "context" in lowered and ("length" in lowered or "window" in lowered):
+            return ContextTooLongError(f"{where}: the conversation is too long for the model: {message}",
+                                       status=status)
+        return BackendError(f"{where}: request failed ({status}): {message}", status=status)
 
     def _transport_error(self, exc: httpx.HTTPError, got_text: bool) -> BackendError:
         where = f"{self.name} ({self.base_url})"
         if isinstance(exc, httpx.ConnectTimeout):
-            return TimeoutError_(f"{where}: timed out connecting after {self.config.connect_timeout:g} s")
-        if isinstance(exc, httpx.TimeoutException):
+            return TimeoutError_(f"{where}: timed out connecting after {self.config.connect_timeout:g} s",
+                                 retryable=True)
+        if isinstance(exc, httpx.ReadTimeout):
             return TimeoutError_(f"{where}: no data for {self.config.read_timeout:g} s; gave up")
+        if isinstance(exc, httpx.TimeoutException):
+            return TimeoutError_(f"{where}: timed out ({type(exc).__name__})")
         if isinstance(exc, httpx.ConnectError):
             return ConnectionRefusedError_(f"{where}: cannot connect ({exc}); is the server running?")
-        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
             return DisconnectedError(f"{where}: the connection dropped{' mid-answer' if got_text else ''}")
         return BackendError(f"{where}: {type(exc).__name__}: {exc}")
 
     async def _should_retry(self, error: BackendError, attempt: int) -> bool:
         if not error.retryable or attempt >= self.config.max_retries:
             return False
-        delay = getattr(error, "retry_after", None)
+        delay = error.retry_after
         if delay is None:
             delay = min(0.5 * 2**attempt, 8.0)
         await asyncio.sleep(min(delay, _MAX_WAIT))
         return True
 
 
+def _error_detail(response: httpx.Response) -> tuple[str, str]:
+    """(message, code) from the error bodies servers send: OpenAI, Ollama and llama.cpp
+    {"error": {...}}, vLLM {"message": ..., "code": 404}, LM Studio {"error": "..."},
+    FastAPI {"detail": ...}, or plain text."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:300], ""
+    error = data.get("error", data) if isinstance(data, dict) else data
+    if not isinstance(error, dict):
+        return str(error)[:300], ""
+    message = error.get("message") or error.get("detail") or response.text.strip()
+    code = " ".join(str(error.get(key) or "") for key in ("code", "type"))
+    return str(message)[:300], code
+
+
 def _usage(data) -> Usage | None:
     if not isinstance(data, dict):
         return None
-    return Usage(prompt_tokens=int(data.get("prompt_tokens") or 0),
-                 completion_tokens=int(data.get("completion_tokens") or 0))
+    try:
+        return Usage(prompt_tokens=int(data.get("prompt_tokens") or 0),
+                     completion_tokens=int(data.get("completion_tokens") or 0))
+    except (TypeError, ValueError):
+        return None
 
 
-def _retry_after(value: str | None) -> float | None:
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from Retry-After (seconds or an HTTP date) or OpenAI's retry-after-ms."""
+    if value := headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,159 @@
+"""Streaming render cost: a 5,000-token Markdown answer from the loopback server.
+
+Runs the real app (headless, 100x30) against taskdiv_chat.fake_server twice:
+at a realistic 100 tokens/s and as one burst as fast as the server sends. For
+each it prints
+  - lag: seconds from the server writing its last chunk to the answer being fully
+    rendered (final Markdown update mounted, the app's AnswerDone message
+    handled) -- target <= 0.5 s;
+  - key latency while streaming: a key is typed into the input every 100 ms and
+    the time until the input shows it is recorded (median and max);
+  - CPU seconds used by the process over the stream.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/render.py [--rate 100] [--skip-realistic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from textual import events  # noqa: E402
+
+from taskdiv_chat import tokens  # noqa: E402
+from taskdiv_chat.config import BackendConfig, Settings  # noqa: E402
+from taskdiv_chat.fake_server import FakeOpenAIServer, Reply  # noqa: E402
+
+
+def long_answer(target_tokens: int = 5000) -> str:
+    """Paragraphs, lists (nested and numbered) and one long code block, about `target_tokens` long."""
+    para = ("The lighthouse keeper counted the ships every evening, writing each name in a ledger "
+            "that had outlived three keepers before her. **Storms** came from the west; `fog` from the sea. ")
+    code = "\n".join(f"def step_{i}(state):\n    # advance the simulation by one tick\n"
+                     f"    state['tick'] += {i}\n    return {{k: v * 2 for k, v in state.items()}}\n"
+                     for i in range(60))
+    parts = ["# A long answer", ""]
+    section = 0
+    while True:
+        section += 1
+        parts += [f"## Part {section}", "", para * 3, "",
+                  "- first point with *emphasis*", "- second point", "  - a nested point", "- third point", "",
+                  "1. one", "2. two", "3. three", ""]
+        if section == 3:
+            parts += ["```python", code, "```", ""]
+        text = "\n".join(parts)
+        if tokens.count_text(text) >= target_tokens:
+            return text
+
+
+def token_pieces(text: str) -> list[str]:
+    enc = tokens.encoding()
+    return [enc.decode([t]) for t in enc.encode(text)]
+
+
+class TimedServer(FakeOpenAIServer):
+    """Records when the last chunk of a stream was written."""
+
+    async def _stream(self, *args, **kwargs):
+        result = await super()._stream(*args, **kwargs)
+        self.last_chunk_at = time.monotonic()
+        return result
+
+
+def serve(pieces: list[str], delay: float, conn) -> None:
+    """The server in its own process, as a real one would be (no GIL shared with the app).
+    time.monotonic() is the system-wide CLOCK_MONOTONIC, so both processes' times compare."""
+    server = TimedServer(lambda body: Reply(chunks=pieces, chunk_delay=delay)).start()
+    conn.send(server.base_url)
+    conn.recv()  # "stop"
+    conn.send(getattr(server, "last_chunk_at", None))
+    server.stop()
+
+
+async def run_once(pieces: list[str], delay: float) -> dict:
+    from taskdiv_chat.tui.app import TaskdivApp
+    from taskdiv_chat.tui.chat import AnswerDone
+
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.get_context("fork").Process(target=serve, args=(pieces, delay, child), daemon=True)
+    process.start()
+    base_url = parent.recv()
+    settings = Settings(default_backend="bench", backends={
+        "bench": BackendConfig(base_url=base_url, model="test-model", read_timeout=120)})
+    done_at: list[float] = []
+
+    def hook(message) -> None:
+        if isinstance(message, AnswerDone):
+            done_at.append(time.monotonic())
+
+    app = TaskdivApp(settings, warm_up=False, new_chat=True)
+    latencies: list[float] = []
+    try:
+        async with app.run_test(size=(100, 30), message_hook=hook) as pilot:
+            await pilot.pause(0.5)
+            screen = app.screen
+            area = screen.prompt.area
+            area.load_text("Tell me a long story")
+            area.focus()
+            await pilot.pause()
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            app.post_message(events.Key("enter", None))  # pilot.press would wait for the app to be idle
+            await asyncio.sleep(0.05)
+            while not done_at:
+                # type one key and wait until the input shows it
+                before = len(area.text)
+                started = time.monotonic()
+                app.post_message(events.Key("x", "x"))
+                while len(area.text) == before and time.monotonic() - started < 10:
+                    await asyncio.sleep(0.001)
+                if not done_at:
+                    latencies.append(time.monotonic() - started)
+                await asyncio.sleep(0.1)
+            cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+            await pilot.pause()
+            answer = screen.last_answer()
+            rendered_ok = answer is not None and answer.current.text == "".join(pieces)
+    finally:
+        parent.send("stop")
+        last_chunk_at = parent.recv()
+        process.join(5)
+    if last_chunk_at is None or not rendered_ok:
+        raise SystemExit(f"the stream did not finish: {answer.current}")
+    return {"last_chunk_at": last_chunk_at, "done_at": done_at[0], "lag": done_at[0] - last_chunk_at, "wall": wall, "cpu": cpu, "keys": latencies,
+            "complete": rendered_ok}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="tokens per second of the realistic run")
+    parser.add_argument("--tokens", type=int, default=5000)
+    parser.add_argument("--skip-realistic", action="store_true", help="only the burst (the realistic run takes ~50 s)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.update(TASKDIV_CONFIG=f"{tmp}/config/config.toml", TASKDIV_DATA_DIR=f"{tmp}/data",
+                          TASKDIV_CACHE_DIR=f"{tmp}/cache")
+        text = long_answer(args.tokens)
+        pieces = token_pieces(text)
+        print(f"answer: {len(pieces)} tokens (one chunk each), {len(text):,} characters")
+        runs = [("burst", 0.0)] + ([] if args.skip_realistic else [(f"{args.rate:g} tok/s", 1 / args.rate)])
+        for name, delay in runs:
+            r = asyncio.run(run_once(pieces, delay))
+            keys = r["keys"] or [float("nan")]
+            print(f"{name:>11}: lag after last chunk {r['lag']:.3f} s (target <= 0.5: "
+                  f"{'met' if r['lag'] <= 0.5 else 'NOT met'}) · stream {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU · "
+                  f"key latency median {statistics.median(keys) * 1000:.0f} ms, max {max(keys) * 1000:.0f} ms "
+                  f"({len(r['keys'])} keys) · text complete: {r['complete']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""`history`, `export` and `import`: the conversation store from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .common import fail
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("history", help="list recent conversations, or search all of them")
+    p.add_argument("--search", metavar="TEXT", help="full-text search over every message and answer")
+    p.add_argument("--limit", type=int, default=50, help="how many rows (default 50)")
+    p.add_argument("--all", action="store_true", help="include archived conversations")
+    p.set_defaults(func=history)
+
+    p = subparsers.add_parser("export", help="write one conversation as Markdown or JSON")
+    p.add_argument("id", type=int, help="conversation id (see `taskdiv-chat history`)")
+    p.add_argument("--format", choices=("md", "json"),
+                   help="md: readable; json: complete, re-importable (default: from -o's suffix, else md)")
+    p.add_argument("-o", "--output", metavar="FILE", help="file to write (default: standard output)")
+    p.set_defaults(func=export)
+
+    p = subparsers.add_parser("import", help="add a conversation from a JSON export")
+    p.add_argument("file", help="a file written by `taskdiv-chat export ID --format json` (- for stdin)")
+    p.set_defaults(func=import_)
+
+
+def _open():
+    from ..store import Store
+
+    return Store()
+
+
+def _highlight(hit, stream) -> str:
+    if stream.isatty() and not os.environ.get("NO_COLOR"):
+        return hit.plain("\x1b[1;7m", "\x1b[0m")
+    return hit.plain("[", "]")
+
+
+def history(args) -> int:
+    from ..store import StoreError
+
+    try:
+        with _open() as store:
+            if args.search is not None:
+                hits = store.search(args.search, limit=args.limit)
+                if not hits:
+                    print(f"nothing matches {args.search!r}", file=sys.stderr)
+                    return 1
+                for hit in hits:
+                    who = "you" if hit.role == "user" else "answer"
+                    print(f"{hit.conversation_id:>6}  {hit.conversation_title}  ({who} #{hit.message_id})")
+                    print(f"        {' '.join(_highlight(hit, sys.stdout).split())}")
+                return 0
+            rows = store.list_conversations(limit=args.limit, include_archived=args.all)
+            if not rows:
+                print("no conversations yet", file=sys.stderr)
+                return 0
+            print(f"{'ID':>6}  {'UPDATED':<16}  {'TURNS':>5}  TITLE")
+            for c in rows:
+                updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated))
+                flag = "  [archived]" if c.archived else ""
+                print(f"{c.id:>6}  {updated:<16}  {c.turns:>5}  {c.title}{flag}")
+            return 0
+    except StoreError as exc:
+        return fail(str(exc))
+
+
+def export(args) -> int:
+    from ..store import StoreError
+
+    fmt = args.format or ("json" if args.output and args.output.lower().endswith(".json") else "md")
+    try:
+        with _open() as store:
+            if fmt == "json":
+                text = json.dumps(store.export_json(args.id), ensure_ascii=False, indent=2) + "\n"
+            else:
+                text = store.export_markdown(args.id)
+    except StoreError as exc:
+        return fail(f"{exc} (see `taskdiv-chat history`)" if "no conversation" in str(exc) else str(exc))
+    if not args.output or args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).expanduser().write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return fail(f"cannot write {args.output}: {exc.strerror or exc}")
+    print(f"wrote conversation {args.id} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def import_(args) -> int:
+    from ..store import StoreError
+
+    try:
+        raw = sys.stdin.read() if args.file == "-" else Path(args.file).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return fail(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        return fail(f"{args.file} is not JSON ({exc}); import reads files from `export --format json`")
+    try:
+        with _open() as store:
+            new_id = store.import_json(data)
+            title = store.load_conversation(new_id).title
+    except StoreError as exc:
+        return fail(f"{args.file}: {exc}")
+    print(f"imported as conversation {new_id}: {title}")
+    return 0

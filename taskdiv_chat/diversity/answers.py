@@ -1,0 +1,290 @@
+"""What an answer answers: the final answer of a fact or a problem (A, D), the item
+picked (B) and the random outcome drawn (C), found with rules, no model.
+
+Each extractor returns candidates in order of appearance; the first one is the
+"primary" answer. Mentions that are negated ("not Sydney", "rather than 7")
+are dropped, so "Canberra, not Sydney" answers Canberra.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .text import NUMBER_WORDS, STOPWORDS, FILLER, content_words, fold, names, normalize_answer, numbers, sentences, stem, words
+
+_MARKERS = (
+    re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}"),
+    re.compile(r"(?im)^\s*#{2,}\s*(.+)$"),  # GSM8K style "#### 42"
+    re.compile(r"(?i)\bfinal answer\s*(?:is|:|=)?\s*[:\-]?\s*\**\s*([^\n]+)"),
+    re.compile(r"(?im)^\W*answer\s*[:=]\s*\**\s*([^\n]+)"),
+    re.compile(r"(?i)\b(?:the|my|so the|thus the|hence the|therefore the) answer is\s*:?\s*\**\s*([^\n.;]+(?:\.\d+)?)"),
+)
+_NEGATION = re.compile(
+    r"(?i)(?:\bnot|n't|\bnever|\binstead of|\brather than|\bmistaken(?:ly)? for|\bconfused with|\bas opposed to|"
+    r"\bunlike|\bcontrary to|\bmisconception|\bthinks?|\bbelieved?|\bassumed?|\bconfuse)"
+    r"\W+(?:\w+\W+){0,2}$"
+)
+_YESNO_START = re.compile(r"(?i)^\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may|must)\b")
+_NUMBER_Q = re.compile(r"(?i)\b(?:how (?:many|much|old|far|long|tall|big|high|fast|heavy|deep|large|wide)|what year|which year|"
+                       r"in what year|what percentage|what percent|calculate|compute|what is the (?:sum|product|value|number)|"
+                       r"population|speed of|boiling point|melting point|age of)\b")
+_WHEN_Q = re.compile(r"(?i)\b(?:when|what year|which year|in what year|what date|what century)\b")
+_RANGES = re.compile(
+    r"(?i)(?:for |with |giving |making )?(?:a |the )?(?:total|sum)(?: of| is| =|:)?\s*\d+|"
+    r"\b(?:between|from)\s+[-\d,.]+\s+(?:and|to)\s+[-\d,.]+|\(?\b\d+\s*(?:-|–|to)\s*\d+\)?|\bout of\s+\d+|"
+    r"\b\d+[- ]sided\b|\b\d+\s+sides\b|\bd\d+\b|\b(?:one|two|three|four|five|six|ten|twenty)[- ]sided\b"
+)
+_RANKS = {"ace": "a", "king": "k", "queen": "q", "jack": "j", "a": "a", "k": "k", "q": "q", "j": "j",
+          **{str(i): str(i) for i in range(2, 11)}, **{w: str(n) for w, n in NUMBER_WORDS.items() if 2 <= n <= 10}}
+_SUITS = {"heart": "h", "hearts": "h", "♥": "h", "♡": "h", "diamond": "d", "diamonds": "d", "♦": "d", "♢": "d",
+          "club": "c", "clubs": "c", "♣": "c", "♧": "c", "spade": "s", "spades": "s", "♠": "s", "♤": "s"}
+_NUM = r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?%?"
+_NUM_OR_WORD = _NUM + r"|\b(?:" + "|".join(NUMBER_WORDS) + r")\b"
+_CARD = re.compile(r"(?i)\b(ace|king|queen|jack|10|[2-9]|two|three|four|five|six|seven|eight|nine|ten|[akqj])\s*"
+                   r"(?:of\s+)?(hearts?|diamonds?|clubs?|spades?|[♥♡♦♢♣♧♠♤])")
+_COIN = re.compile(r"(?i)\b(heads|tails)\b")
+
+
+def answer_type(prompt: str) -> str:
+    """What kind of answer a question wants: yesno, when, number or name."""
+    first = prompt.strip().split("\n")[0]
+    if _YESNO_START.match(first) and not re.search(r"(?i)\bor\b", first):
+        return "yesno"
+    if _WHEN_Q.search(first):
+        return "when"
+    if _NUMBER_Q.search(first):
+        return "number"
+    return "name"
+
+
+def marked_answer(text: str) -> str | None:
+    """The last explicitly marked answer: \\boxed{..}, "#### ..", "Final answer: ..", "Answer: ..", "the answer is .."."""
+    best: tuple[int, str] | None = None
+    for pattern in _MARKERS:
+        for match in pattern.finditer(text):
+            value = match.group(1).strip().strip("*").strip()
+            value = re.sub(r"\s*[.。]\s*$", "", value)
+            if value and (best is None or match.start() >= best[0]):
+                best = (match.start(), value)
+    return best[1] if best else None
+
+
+def _not_negated(text: str, start: int) -> bool:
+    return not _NEGATION.search(text[max(0, start - 40):start])
+
+
+def _spans(pattern: re.Pattern, text: str) -> list[tuple[int, str]]:
+    return [(m.start(), m.group(0)) for m in pattern.finditer(text)]
+
+
+def _prompt_terms(prompt: str) -> tuple[set[str], set[str]]:
+    return {stem(w) for w in words(prompt)}, set(numbers(prompt))
+
+
+def fact_candidates(text: str, prompt: str = "") -> list[str]:
+    """Normalised answers to a fact question, primary first (A; also D's fallback)."""
+    marked = marked_answer(text)
+    head = " ".join(sentences(text)[:3]) or text
+    kind = answer_type(prompt) if prompt else "name"
+    prompt_words, prompt_numbers = _prompt_terms(prompt)
+    found: list[str] = []
+    if marked:
+        found.append(normalize_answer(marked))
+    if kind == "yesno":
+        for match in re.finditer(r"(?i)\b(yes|no|not|nope|yeah|correct|incorrect|true|false)\b", head):
+            word = match.group(1).lower()
+            found.append("yes" if word in ("yes", "yeah", "correct", "true") else "no")
+            break
+    if kind in ("when", "number"):
+        hits = [(m.start(), m.group(0)) for m in re.finditer(_NUM_OR_WORD, head, re.I)]
+        if kind == "when":
+            years = [h for h in hits if re.fullmatch(r"\d{3,4}", h[1])]
+            hits = years or hits
+        for start, token in hits:
+            value = normalize_answer(token)
+            if value and value not in prompt_numbers and _not_negated(head, start):
+                found.append(value)
+        months = re.findall(r"(?i)\b(january|february|march|april|may|june|july|august|september|october|november|december)\b", head)
+        found += [m.lower() for m in months[:1]]
+    if kind == "name" or not found:
+        for match in re.finditer(r"\b[A-Z][\w'’-]*(?:\s+(?:of|de|la|du|the|and|von|van|da)?\s*[A-Z][\w'’-]*)*", head):
+            if not _not_negated(head, match.start()):
+                continue
+            run = [w for w in words(re.sub(r"['’]s\b", "", match.group(0)))
+                   if w not in STOPWORDS and w not in FILLER]
+            run = [w for w in run if stem(w) not in prompt_words]
+            if run:
+                found.append(" ".join(run))
+        for match in re.finditer(_NUM, head):
+            value = normalize_answer(match.group(0))
+            if value and value not in prompt_numbers and _not_negated(head, match.start()):
+                found.append(value)
+    if not found:  # a lower-case answer ("hydrogen"): the first content words of the opening sentence
+        found += content_words(head.split(".")[0], prompt_words)[:2]
+    return _dedupe(found)
+
+
+_CONCLUSION = re.compile(r"(?i)\b(?:so|therefore|thus|hence|giving|which gives|then|that makes)\b|[;:→⇒]|=>")
+_EQUALS = re.compile(r"=\s*[$€£]?(" + _NUM + ")")
+_AFTER_VERB = re.compile(r"(?i)\b(?:is|are|equals|gives?|get|makes?|be|was|of)\s+[$€£]?(" + _NUM + ")")
+
+
+def problem_answer(text: str, prompt: str = "") -> str | None:
+    """D: the final answer of a worked solution, normalised.
+
+    A marked answer wins; a yes/no question takes the opening yes/no; otherwise
+    the conclusion of the last sentence with a number ("..., so x = 5"): every
+    variable it assigns ("x = 2 or x = 3" -> "2 3"), else the last "= value",
+    else the value after "is/are/get", else its last number.
+    """
+    marked = marked_answer(text)
+    if marked:
+        return normalize_answer(marked) or None
+    if prompt and answer_type(prompt) == "yesno":
+        found = fact_candidates(text, prompt)
+        if found and found[0] in ("yes", "no"):
+            return found[0]
+    with_numbers = [s for s in sentences(text) if re.search(_NUM_OR_WORD, s, re.I)]
+    if not with_numbers:
+        return None
+    sentence = with_numbers[-1]
+    clauses = [c for c in _CONCLUSION.split(sentence) if re.search(r"\d", c)]
+    clause = clauses[-1] if clauses else sentence
+    # Variables assigned in the last sentence, each with the value at the end of its chain ("y = 10 - 6 = 4").
+    assigned: dict[str, list[str]] = {}
+    for part in re.split(r"(?i),\s|;|\band\b|\bor\b|\bthen\b|\bso\b|→|⇒", sentence):
+        match = re.match(r"\s*([a-z])\s*=", part, re.I)
+        values = _EQUALS.findall(part)
+        if match and values:
+            assigned.setdefault(match.group(1).lower(), []).append(normalize_answer(values[-1]))
+    if len(assigned) > 1:
+        return " ".join(sorted(values[-1] for values in assigned.values()))
+    if len(assigned) == 1:
+        values = next(iter(assigned.values()))
+        in_clause = [v for v in values if v in numbers(clause)]
+        if len(in_clause) > 1 and re.search(r"(?i)\bor\b|\band\b", clause):
+            return " ".join(sorted(set(in_clause)))
+    equals = _EQUALS.findall(clause)
+    if equals:
+        return normalize_answer(equals[-1])
+    after = _AFTER_VERB.findall(clause)
+    if after:
+        values = [normalize_answer(v) for v in after]
+        if re.search(r"(?i)\b(?:and|or)\b", clause) and len(values) > 1:
+            return " ".join(sorted(set(values)))
+        return values[-1]
+    found = numbers(clause)
+    return found[-1] if found else None
+
+
+def pick_candidates(text: str, prompt: str = "") -> list[str]:
+    """B: the item picked ("Kenya", "a strawberry"), primary first.
+
+    A marked or bold answer comes first; then names, numbers and content words
+    of the opening sentence in the order they appear.
+    """
+    marked = marked_answer(text)
+    prompt_words, prompt_numbers = _prompt_terms(prompt)
+    all_sentences = sentences(text)
+    head = all_sentences[0] if all_sentences else text
+    found: list[str] = []
+    if marked:
+        found.append(normalize_answer(marked))
+    for item in re.findall(r"\*\*([^*]{1,60})\*\*", text)[:1]:
+        kept = content_words(item, prompt_words)
+        if kept:
+            found.append(" ".join(kept))
+    placed: list[tuple[int, str]] = []
+    for match in re.finditer(r"\b[A-Z][\w'’-]*(?:\s+(?:of|de|la|du|the|and|von|van|da)?\s*[A-Z][\w'’-]*)*", head):
+        if not _not_negated(head, match.start()):
+            continue
+        run = [w for w in words(re.sub(r"['’]s\b", "", match.group(0))) if w not in STOPWORDS and w not in FILLER]
+        run = [stem(w) for w in run if stem(w) not in prompt_words]
+        if run:
+            placed.append((match.start(), " ".join(run)))
+    for match in re.finditer(_NUM, head):
+        value = normalize_answer(match.group(0))
+        if value and value not in prompt_numbers:
+            placed.append((match.start(), value))
+    for match in re.finditer(r"[A-Za-z][\w'’-]*", head):
+        kept = content_words(match.group(0), prompt_words)
+        if kept and _not_negated(head, match.start()):
+            placed.append((match.start() + 0.5, kept[0]))  # a name at the same spot wins
+    found += [value for _, value in sorted(placed)]
+    return _dedupe(found)[:6]
+
+
+def outcome_candidates(text: str, prompt: str = "") -> list[str]:
+    """C: the random outcomes drawn, in order (card "q-h", coin "heads", numbers, letters, names).
+
+    Ranges and die sizes ("between 1 and 100", "1-6", "six-sided") are not outcomes.
+    """
+    marked = marked_answer(text)
+    body = marked if marked else text
+    cleaned = _RANGES.sub(" ", body)
+    prompt_words, prompt_numbers = _prompt_terms(_RANGES.sub(" ", prompt))
+    found: list[str] = []
+    for match in _CARD.finditer(cleaned):
+        rank = _RANKS.get(match.group(1).lower(), match.group(1).lower())
+        found.append(f"{rank}-{_SUITS[match.group(2).lower()]}")
+    if found:
+        return found
+    coins = [m.group(1).lower() for m in _COIN.finditer(cleaned) if _not_negated(cleaned, m.start())]
+    if coins:
+        return coins
+    if re.search(r"(?i)\bletters?\b", prompt):
+        letters = re.findall(r"(?<![\w'’])([A-Z])(?![\w'’])", cleaned)
+        letters = [l for l in letters if l not in ("I", "A") or len(set(letters)) == 1]
+        if letters:
+            return [l.lower() for l in letters]
+    nums = [n for n in numbers(cleaned) if n not in prompt_numbers or not prompt_numbers]
+    nums = [n for n in nums if not (n == "1" and re.search(r"(?i)\b(?:a|one) (?:die|dice|number|card)\b", cleaned) and len(nums) > 1)]
+    if nums:
+        return nums
+    return pick_candidates(body, prompt)
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    seen: list[str] = []
+    for item in items:
+        item = item.strip()
+        if item and item not in seen:
+            seen.append(item)
+    return seen
+
+
+def same_answer(a: list[str], b: list[str]) -> bool | None:
+    """Two candidate lists name the same answer: equal primaries, or each primary found in the other list.
+
+    None when either list is empty (nothing to compare).
+    """
+    if not a or not b:
+        return None
+    if _match(a[0], b[0]):
+        return True
+    return any(_match(a[0], x) for x in b) and any(_match(b[0], x) for x in a)
+
+
+def _match(x: str, y: str) -> bool:
+    """Normalised answers match when equal or when one is a whole-word part of the other ("canberra" / "canberra act")."""
+    if x == y:
+        return True
+    xs, ys = x.split(), y.split()
+    if not xs or not ys:
+        return False
+    short, long_ = (xs, ys) if len(xs) <= len(ys) else (ys, xs)
+    if all(w.isdigit() or re.fullmatch(r"-?[\d.]+%?", w) for w in short) and len(short) == 1:
+        return short[0] in long_ and len(long_) <= 3  # "5" vs "5 apples", not "5" vs "15 minus 5"
+    joined = " " + " ".join(long_) + " "
+    return (" " + " ".join(short) + " ") in joined
+
+
+def outcomes_equal(a: list[str], b: list[str]) -> bool | None:
+    """C: the same draw, as a multiset (order of dice or cards does not matter)."""
+    if not a or not b:
+        return None
+    if sorted(a) == sorted(b):
+        return True
+    if len(a) == 1 or len(b) == 1:  # one outcome stated, the other repeated or explained
+        return a[0] == b[0]
+    return False

@@ -1,0 +1,174 @@
+"""The Textual app: one factory (TaskdivApp) for the command line and the tests.
+
+Start-up paints first: the backend client, the store, the classifier and the
+embedding model are created after the first frame (heavy ones in threads).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from .. import config
+from ..config import STRATEGIES, Settings
+from . import bindings
+from .state import initial_theme, save_state
+
+
+class TaskdivApp(App):
+    TITLE = "taskdiv-chat"
+    CSS_PATH = "app.tcss"
+    BINDINGS = bindings.APP
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(self, settings: Settings, backend_name: str | None = None, *, store=None,
+                 conversation_id: int | None = None, new_chat: bool = False, warm_up: bool = True) -> None:
+        """settings: the loaded config; backend_name: None for default_backend.
+        store: a taskdiv_chat.store.Store (default: the one in the data dir, opened after the first paint).
+        conversation_id: open this one (default: the last one used, unless new_chat).
+        warm_up: load the classifier and embedding model in the background right after start."""
+        super().__init__()
+        self.started = time.monotonic()
+        self.settings = settings
+        self.backend_name, self.backend_config = settings.backend(backend_name)
+        self.store = store
+        self._owns_store = store is None
+        self.start_conversation_id = conversation_id
+        self.new_chat = new_chat
+        self.warm_up = warm_up
+        self.strategy = settings.regenerate.strategy
+        self.theme_errors: list[str] = []
+        self._register_themes()
+        if settings.ui.keymap:
+            self.set_keymap(settings.ui.keymap)
+
+    # --- themes ----------------------------------------------------------------------------
+
+    def _register_themes(self) -> None:
+        from .themes import load_themes
+
+        themes, self.theme_errors = load_themes()
+        for theme in themes:
+            self.register_theme(theme)
+        wanted = initial_theme(self.settings.ui.theme)
+        if wanted in self.available_themes:
+            self.theme = wanted
+        else:
+            self.theme_errors.append(f"theme {wanted!r} not found; using textual-dark "
+                                     f"(known: {', '.join(sorted(self.available_themes))})")
+        self._config_theme = self.settings.ui.theme
+
+    def _theme_changed(self, theme: str) -> None:
+        save_state(theme=theme, config_theme=self._config_theme)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        from .chat import ChatScreen
+
+        return ChatScreen()
+
+    def on_mount(self) -> None:
+        self.watch(self, "theme", self._theme_changed, init=False)
+        for message in self.theme_errors:
+            self.notify(message, title="Theme", severity="warning", timeout=8)
+        unknown = bindings.unknown_keymap_ids(self.settings.ui.keymap)
+        if unknown:
+            self.notify(f"[ui.keymap] has unknown binding ids: {', '.join(unknown)} (F1 lists the ids)",
+                        title="Config", severity="warning", timeout=10)
+
+    def open_store(self):
+        """The store, opened on first use (after the first paint)."""
+        if self.store is None:
+            from ..store import Store
+
+            secrets = tuple(v for b in self.settings.backends.values() for v in b.headers.values())
+            self.store = Store(secrets=secrets)
+        return self.store
+
+    async def action_quit(self) -> None:
+        if self.chat_screen is not None:
+            self.chat_screen._save_draft_now()  # nothing typed is lost
+        await super().action_quit()
+
+    async def on_unmount(self) -> None:
+        if self.store is not None and self._owns_store:
+            self.store.close()
+
+    # --- palette ---------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        chat = self.chat_screen
+        if chat is None:
+            return
+        yield SystemCommand("Regenerate", f"Regenerate the last answer ({self.strategy})", chat.action_regenerate)
+        yield SystemCommand(
+            "Brainstorm variants", f"Generate {self.settings.regenerate.brainstorm_n} variants of the last answer at once",
+            chat.action_brainstorm)
+        for strategy in STRATEGIES:
+            mark = " (current)" if strategy == self.strategy else ""
+            yield SystemCommand(f"Strategy: {strategy}{mark}", "Use this strategy for regenerate and brainstorm",
+                                lambda s=strategy: self.set_strategy(s))
+        yield SystemCommand("Stop answer", "Stop the running answer (Esc)", chat.action_cancel)
+        yield SystemCommand("Retry", "Retry the last failed answer (F5)", chat.action_retry)
+        yield SystemCommand("Category override", "Change the category of the last message (ctrl+t)",
+                            chat.action_pick_category)
+        yield SystemCommand("Previous variant", "Show the previous variant (alt+left)", lambda: chat.action_variant(-1))
+        yield SystemCommand("Next variant", "Show the next variant (alt+right)", lambda: chat.action_variant(1))
+        yield SystemCommand("Diversity detail", "Groups, pairwise verdicts and metrics of the last answer (F3)",
+                            chat.action_badge_detail)
+        yield SystemCommand("Homogenization view", "Variants side by side; how often regeneration gave something new (F4)",
+                            chat.action_homogenization)
+        yield SystemCommand("Copy answer", "Copy the last answer to the clipboard (alt+c)", chat.action_copy_answer)
+        yield SystemCommand("Copy code block", "Copy a code block of the last answer (alt+k)", chat.action_copy_code)
+        yield SystemCommand("New conversation", "Start a new conversation (ctrl+n)", chat.action_new_conversation)
+        yield SystemCommand("Search conversations", "Search every message (ctrl+f)", chat.action_search)
+        yield SystemCommand("Rename conversation", "Rename the current conversation", chat.action_rename)
+        yield SystemCommand("Delete conversation", "Delete the current conversation (undo with ctrl+z)",
+                            chat.action_delete)
+        yield SystemCommand("Export as Markdown", "Write the conversation to a .md file (ctrl+s)",
+                            lambda: chat.action_export("markdown"))
+        yield SystemCommand("Export as JSON", "Write the conversation, every branch, to a .json file",
+                            lambda: chat.action_export("json"))
+        yield SystemCommand("Toggle sidebar", "Show or hide the conversation list (ctrl+b)", chat.action_toggle_sidebar)
+        yield SystemCommand("Help: keys", "List every key and its binding id (F1)", self.action_help)
+
+    @property
+    def chat_screen(self):
+        from .chat import ChatScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, ChatScreen):
+                return screen
+        return None
+
+    def set_strategy(self, strategy: str) -> None:
+        self.strategy = strategy
+        if self.chat_screen is not None:
+            self.chat_screen.status.set_strategy(strategy)
+        self.notify(f"Regenerate now uses {strategy}", timeout=3)
+
+    def action_help(self) -> None:
+        from .screens.dialogs import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+
+def run_app(args) -> int:
+    """Entry point for `taskdiv-chat` with no subcommand (args: .config, .backend)."""
+    from ..commands.common import settings_and_backend
+
+    settings, backend_name = settings_and_backend(args)
+    app = TaskdivApp(settings, backend_name)
+    app.run()
+    return app.return_code or 0
+
+
+def config_hint(settings: Settings) -> str:
+    """How to switch from the embedded demo model to a real server."""
+    return f"demo model · real server: set default_backend in {config.config_path()} (taskdiv-chat config init)"

@@ -1,0 +1,153 @@
+"""Small modal screens: help, category picker, text prompt (rename), choice list (code blocks)."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ... import taxonomy
+from .. import bindings
+
+_CLOSE = [Binding("escape", "dismiss_none", "Close", id="close_dialog", show=False)]
+
+DIALOG_CSS = """
+ModalScreen { align: center middle; }
+ModalScreen > Vertical { width: 80%; max-width: 100; height: auto; max-height: 90%;
+    border: round $primary; background: $surface; padding: 0 1; }
+ModalScreen .title { text-style: bold; color: $primary; margin-bottom: 1; width: 1fr; }
+ModalScreen .hint { color: $text-muted; margin-top: 1; }
+"""
+
+
+class _Dialog(ModalScreen):
+    DEFAULT_CSS = DIALOG_CSS
+    BINDINGS = _CLOSE
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(_Dialog):
+    """Every key binding, after the user's [ui.keymap] is applied."""
+
+    DEFAULT_CSS = DIALOG_CSS + """
+    HelpScreen > Vertical { max-width: 110; height: 90%; }
+    HelpScreen DataTable { height: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Keys  (remap any of them by id in [ui.keymap] of config.toml)", classes="title")
+            yield DataTable(zebra_stripes=True, cursor_type="row")
+            yield Static("ctrl+p opens the command palette with every action · Esc closes", classes="hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("where", "keys", "action", "id")
+        keymap = self.app._keymap
+        for group, group_bindings in bindings.GROUPS.items():
+            for binding in group_bindings:
+                table.add_row(group, bindings.keys_for(binding, keymap),
+                              binding.tooltip or binding.description, binding.id)
+        table.focus()
+
+
+class CategoryPicker(_Dialog):
+    """Pick a category (or "other") for a turn; returns the letter, "other", or None when cancelled."""
+
+    DEFAULT_CSS = DIALOG_CSS + """
+    CategoryPicker OptionList { height: auto; max-height: 20; }
+    """
+
+    def __init__(self, current: str | None) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        options = []
+        for category in taxonomy.CATEGORIES:
+            label = Content.assemble((f" {category.letter} ", f"bold #ffffff on {category.color}"),
+                                     f" {category.short} — {category.name}", ("  ✓" if category.letter == self.current else ""))
+            options.append(Option(label, id=category.letter))
+        options.append(Option(Content.assemble((" ? ", "bold #ffffff on #777777"), " Other — outside the taxonomy (plain regeneration)"),
+                              id=taxonomy.OTHER))
+        with Vertical():
+            yield Label("Category of this message (used by the next regenerate)", classes="title")
+            yield OptionList(*options)
+            yield Static("Enter picks · Esc keeps the current one", classes="hint")
+
+    def on_mount(self) -> None:
+        option_list = self.query_one(OptionList)
+        ids = [c.letter for c in taxonomy.CATEGORIES] + [taxonomy.OTHER]
+        if self.current in ids:
+            option_list.highlighted = ids.index(self.current)
+        option_list.focus()
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+
+class TextPrompt(_Dialog):
+    """Ask for one line of text (rename); returns the text or None."""
+
+    def __init__(self, title: str, value: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, classes="title")
+            yield Input(self.value, id="value")
+            yield Static("Enter saves · Esc cancels", classes="hint")
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+
+class ChoiceList(_Dialog):
+    """Pick one of several texts (e.g. which code block to copy); returns its index or None."""
+
+    DEFAULT_CSS = DIALOG_CSS + """
+    ChoiceList OptionList { height: auto; max-height: 20; }
+    """
+
+    def __init__(self, title: str, choices: list[str]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, classes="title")
+            yield OptionList(*[Option(Content(c), id=str(i)) for i, c in enumerate(self.choices)])
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(int(event.option.id))
+
+
+class TextViewer(_Dialog):
+    """A scrollable read-only text (e.g. an exported file's path and preview)."""
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, classes="title")
+            with VerticalScroll():
+                yield Static(Content(self.text))

@@ -1,0 +1,450 @@
+"""The conversation: user turns with their category chip, answers with footer, variant navigator and badge."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from markdown_it import MarkdownIt
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Button, Markdown, Static
+from textual.widgets.markdown import MarkdownBlock
+
+from ... import taxonomy
+from .. import bindings
+
+_REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:", re.M)
+_FENCE = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
+
+
+def code_blocks(markdown: str) -> list[str]:
+    """The fenced code blocks of an answer, in order."""
+    return [m.group(2).rstrip("\n") for m in _FENCE.finditer(markdown)]
+
+
+SEGMENT_CHARS = 2000  # a streamed answer continues in a new Markdown widget past this size
+_SPLIT = re.compile(r"\n[ \t]*\n(?=[A-Za-z\"'(])")  # a blank line, then a plain paragraph at column 0
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.M)
+
+
+def _top_blocks(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """(token type, line range) of the top-level blocks of a full parse."""
+    tokens = MarkdownIt("gfm-like").parse(text)
+    return [(t.type, tuple(t.map)) for t in tokens if t.level == 0 and t.map is not None and t.nesting >= 0]
+
+
+class AnswerBody(Vertical):
+    """The text of an answer: Markdown, streamed in at a flat cost per write.
+
+    Streaming appends go through Markdown.get_stream(). Textual lays out a whole
+    Markdown widget again whenever its last block grows, so a long answer is
+    streamed into consecutive Markdown segments (split at a blank line before a
+    plain paragraph, never inside a code fence): only the last, small segment is
+    laid out again per write. When the answer ends, the whole text is parsed once
+    more and compared with what was streamed; if any block differs (a half-open
+    fence, a reference link defined later) the body is rebuilt with one full update.
+    """
+
+    DEFAULT_CSS = """
+    AnswerBody { height: auto; }
+    AnswerBody Markdown { margin: 0; padding: 0 1; }
+    """
+
+    def __init__(self, text: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._initial = text
+        self._stream = None
+        self._segment_text = ""  # what the current segment holds
+        self._offsets: list[int] = []  # line offset of each segment in the whole text
+
+    def compose(self) -> ComposeResult:
+        yield Markdown(self._initial, open_links=False)
+
+    @property
+    def segments(self) -> list[Markdown]:
+        return list(self.query_children(Markdown))
+
+    async def reset(self, text: str) -> None:
+        """Show `text` in one Markdown widget (no stream)."""
+        await self.stop()
+        await self.remove_children()
+        await self.mount(Markdown(text, open_links=False))
+
+    async def begin(self) -> None:
+        await self.reset("")
+        self._segment_text = ""
+        self._offsets = [0]
+        self._stream = Markdown.get_stream(self.segments[-1])
+
+    async def write(self, text: str) -> None:
+        """Append streamed text (callers batch it: one write per ~80 ms, not per token)."""
+        if self._stream is None:
+            return
+        if len(self._segment_text) + len(text) > SEGMENT_CHARS:
+            combined = self._segment_text + text
+            written = len(self._segment_text)
+            for match in _SPLIT.finditer(combined, max(0, written - 4)):
+                head = combined[:match.end()]
+                if match.end() >= written and len(_FENCE_LINE.findall(head)) % 2 == 0:  # not inside a fence
+                    await self._stream.write(text[: match.end() - written])
+                    await self._stream.stop()
+                    self._offsets.append(self._offsets[-1] + head.count("\n"))
+                    segment = Markdown("", open_links=False)
+                    await self.mount(segment)
+                    self._stream = Markdown.get_stream(segment)
+                    self._segment_text = ""
+                    text = combined[match.end():]
+                    break
+        self._segment_text += text
+        await self._stream.write(text)
+
+    async def stop(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.stop()
+
+    async def finish(self, text: str) -> bool:
+        """End the stream and make the rendering exactly that of `text` parsed whole; True if rebuilt."""
+        await self.stop()
+        segments = self.segments
+        if len(segments) == len(self._offsets) and "".join(m.source for m in segments) == text \
+                and not _REFERENCE_DEF.search(text):
+            expected = await asyncio.to_thread(_top_blocks, text)
+            actual = [(b.name, (b.source_range[0] + offset, b.source_range[1] + offset))
+                      for m, offset in zip(segments, self._offsets)
+                      for b in m.children if isinstance(b, MarkdownBlock)]
+            if expected == actual:
+                return False
+        await self.reset(text)
+        return True
+
+
+@dataclass
+class VariantView:
+    """What an answer shows about one variant (built from the store's Variant)."""
+
+    id: object
+    text: str
+    backend: str = ""
+    model: str = ""
+    tokens: int | None = None
+    seconds: float | None = None
+    finish_reason: str | None = None  # stop | length | cancelled | error
+    error: str | None = None
+    strategy: str | None = None
+
+
+def model_label(backend: str, model: str, is_local: bool) -> str:
+    label = f"{backend} · {model}" if model else backend
+    return label + " (demo quality)" if is_local else label
+
+
+class CategoryChip(Static):
+    """Letter and short name of a turn's category, coloured per category; click to override."""
+
+    DEFAULT_CSS = """
+    CategoryChip { width: auto; height: 1; padding: 0 1; margin-right: 1; text-style: bold; color: #ffffff; background: $panel; }
+    CategoryChip.-pending { color: $text-muted; text-style: italic; }
+    CategoryChip:hover { text-style: bold reverse; }
+    """
+
+    class Pressed(Message):
+        def __init__(self, turn_id) -> None:
+            super().__init__()
+            self.turn_id = turn_id
+
+    letter: reactive[str | None] = reactive(None)
+
+    def __init__(self, turn_id, letter: str | None = None, overridden: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.turn_id = turn_id
+        self.overridden = overridden
+        self.tooltip = "Category of this message (click or ctrl+t to change)"
+        self.set_reactive(CategoryChip.letter, letter)
+
+    def on_mount(self) -> None:
+        self._paint()
+
+    def watch_letter(self) -> None:
+        self._paint()
+
+    def set_category(self, letter: str | None, overridden: bool = False) -> None:
+        self.overridden = overridden
+        self.letter = letter
+        self._paint()
+
+    def _paint(self) -> None:
+        letter = self.letter
+        self.set_class(letter is None, "-pending")
+        if letter is None:
+            self.update("classifying…")
+            self.styles.background = None
+            return
+        category = taxonomy.get(letter)
+        mark = " ✎" if self.overridden else ""
+        if category is None:
+            self.update(f"? other{mark}")
+            self.styles.background = "#777777"
+        else:
+            self.update(f"{category.letter} {category.short}{mark}")
+            self.styles.background = category.color
+
+    def on_click(self) -> None:
+        self.post_message(self.Pressed(self.turn_id))
+
+
+class UserMessage(Vertical):
+    DEFAULT_CSS = """
+    UserMessage { height: auto; margin: 1 1 0 1; padding: 0 1; border-left: thick $primary; background: $boost; }
+    UserMessage #user-head { height: 1; }
+    UserMessage .role { color: $text-muted; width: auto; }
+    UserMessage #user-text { height: auto; }
+    """
+
+    def __init__(self, turn_id, text: str, letter: str | None = None, overridden: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.turn_id = turn_id
+        self.text = text
+        self._letter = letter
+        self._overridden = overridden
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="user-head"):
+            yield CategoryChip(self.turn_id, self._letter, self._overridden)
+            yield Static("you", classes="role")
+        yield Static(Content(_preview(self.text)), id="user-text")
+
+    @property
+    def chip(self) -> CategoryChip:
+        return self.query_one(CategoryChip)
+
+
+def _preview(text: str, limit: int = 4000) -> str:
+    """Very long messages are shown cut (the whole text is kept and sent)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… ({len(text) - limit:,} more characters not shown)"
+
+
+class Badge(Static):
+    """Unique/total and the verdict for the category, coloured by status; click for the detail."""
+
+    DEFAULT_CSS = """
+    Badge { width: auto; height: 1; padding: 0 1; background: $panel; color: $text-muted; }
+    Badge.-good { background: $success 40%; color: $text; }
+    Badge.-warn { background: $warning 40%; color: $text; }
+    Badge.-bad { background: $error 45%; color: $text; }
+    Badge.-pending { text-style: italic; }
+    Badge:hover { text-style: reverse; }
+    """
+
+    class Pressed(Message):
+        def __init__(self, turn_id) -> None:
+            super().__init__()
+            self.turn_id = turn_id
+
+    def __init__(self, turn_id, **kwargs) -> None:
+        super().__init__("", **kwargs)
+        self.turn_id = turn_id
+        self.tooltip = "Diversity of the regenerated answers (click or F3 for the detail)"
+        self.display = False
+
+    def show_text(self, text: str, status: str = "pending") -> None:
+        self.display = True
+        self.update(Content(text))
+        for name in ("good", "warn", "bad", "pending"):
+            self.set_class(name == status, f"-{name}")
+
+    def on_click(self) -> None:
+        self.post_message(self.Pressed(self.turn_id))
+
+
+class VariantNav(Static):
+    DEFAULT_CSS = """
+    VariantNav { width: auto; height: 1; padding: 0 1; color: $accent; }
+    """
+
+    class Step(Message):
+        def __init__(self, nav: "VariantNav", step: int) -> None:
+            super().__init__()
+            self.nav = nav
+            self.step = step
+
+    def set_position(self, index: int, total: int) -> None:
+        self.display = total > 1
+        self.update(f"← {index + 1}/{total} →")
+
+    def on_click(self, event) -> None:
+        # Left half steps back, right half forward.
+        self.post_message(self.Step(self, -1 if event.x < self.size.width // 2 else 1))
+
+
+class AssistantMessage(Vertical, can_focus=True):
+    """One answer (the active variant of a turn) with its footer."""
+
+    BINDINGS = bindings.MESSAGE
+    DEFAULT_CSS = """
+    AssistantMessage { height: auto; margin: 1 1 0 1; padding: 0 0; }
+    AssistantMessage:focus { background: $boost; }
+    AssistantMessage #footer { height: 1; padding: 0 1; }
+    AssistantMessage #meta { width: auto; color: $text-muted; }
+    AssistantMessage #cutoff { width: auto; color: $warning; margin-left: 1; }
+    AssistantMessage #error-box { height: auto; display: none; padding: 0 1; }
+    AssistantMessage #error-box.-shown { display: block; }
+    AssistantMessage #error-text { color: $error; height: auto; }
+    AssistantMessage #retry { margin-top: 0; }
+    """
+
+    class Navigate(Message):
+        def __init__(self, widget: "AssistantMessage", step: int) -> None:
+            super().__init__()
+            self.widget = widget
+            self.step = step
+
+    class Retry(Message):
+        def __init__(self, widget: "AssistantMessage") -> None:
+            super().__init__()
+            self.widget = widget
+
+    class Copy(Message):
+        def __init__(self, widget: "AssistantMessage", code: bool) -> None:
+            super().__init__()
+            self.widget = widget
+            self.code = code
+
+    def __init__(self, turn_id, variants: list[VariantView] | None = None, index: int = 0,
+                 is_local: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.turn_id = turn_id
+        self.variants: list[VariantView] = list(variants or [])
+        self.index = index
+        self.is_local = is_local
+        self.streaming = False
+        self.initial_badge: tuple[str, str] | None = None  # (text, status) from saved metrics
+
+    def compose(self) -> ComposeResult:
+        current = self.current
+        yield AnswerBody(current.text if current else "")
+        with Vertical(id="error-box"):
+            yield Static(id="error-text")
+            yield Button("Retry (F5)", id="retry", variant="warning", compact=True)
+        with Horizontal(id="footer"):
+            yield Static(id="meta")
+            yield Static(id="cutoff")
+            yield VariantNav(id="nav")
+            yield Badge(self.turn_id, id="badge")
+
+    def on_mount(self) -> None:
+        self.refresh_footer()
+        if self.initial_badge:
+            self.badge.show_text(*self.initial_badge)
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def current(self) -> VariantView | None:
+        return self.variants[self.index] if 0 <= self.index < len(self.variants) else None
+
+    @property
+    def body(self) -> AnswerBody:
+        return self.query_one(AnswerBody)
+
+    @property
+    def badge(self) -> Badge:
+        return self.query_one(Badge)
+
+    async def add_variant(self, variant: VariantView, streaming: bool = True) -> None:
+        """A new variant: it becomes the shown one (streamed into when `streaming`)."""
+        self.variants.append(variant)
+        self.index = len(self.variants) - 1
+        if streaming:
+            await self.body.begin()
+        else:
+            await self.body.reset(variant.text)
+        self.refresh_footer()
+
+    async def show(self, index: int) -> None:
+        if not 0 <= index < len(self.variants):
+            return
+        self.index = index
+        await self.body.reset(self.current.text)
+        self.refresh_footer()
+
+    def refresh_footer(self) -> None:
+        variant = self.current
+        meta, cutoff = "", ""
+        error = None
+        if variant is not None:
+            parts = [model_label(variant.backend, variant.model, self.is_local)]
+            if variant.tokens is not None:
+                parts.append(f"{variant.tokens} tok")
+            if variant.seconds is not None:
+                parts.append(f"{variant.seconds:.1f} s")
+            if variant.strategy and len(self.variants) > 1:
+                parts.append(variant.strategy)
+            if self.streaming:
+                parts.append("…")
+            meta = " · ".join(parts)
+            if variant.finish_reason == "cancelled":
+                cutoff = "✂ cut off"
+            elif variant.finish_reason == "length":
+                cutoff = "✂ cut off (length limit)"
+            error = variant.error
+        self.query_one("#meta", Static).update(Content(meta))
+        self.query_one("#cutoff", Static).update(cutoff)
+        box = self.query_one("#error-box")
+        box.set_class(bool(error), "-shown")
+        if error:
+            self.query_one("#error-text", Static).update(Content(f"⚠ {error}"))
+        self.query_one(VariantNav).set_position(self.index, len(self.variants))
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def action_variant(self, step: int) -> None:
+        self.post_message(self.Navigate(self, step))
+
+    def action_copy(self) -> None:
+        self.post_message(self.Copy(self, code=False))
+
+    def action_copy_code(self) -> None:
+        self.post_message(self.Copy(self, code=True))
+
+    def action_detail(self) -> None:
+        self.post_message(Badge.Pressed(self.turn_id))
+
+    @on(VariantNav.Step)
+    def _nav_step(self, event: VariantNav.Step) -> None:
+        event.stop()
+        self.post_message(self.Navigate(self, event.step))
+
+    @on(Button.Pressed, "#retry")
+    def _retry(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.post_message(self.Retry(self))
+
+
+class Notice(Static):
+    """A line from the app inside the conversation (e.g. a message that was not sent)."""
+
+    DEFAULT_CSS = """
+    Notice { margin: 1 1 0 1; padding: 0 1; color: $warning; height: auto; }
+    """
+
+
+class ChatLog(VerticalScroll):
+    """The scrolling conversation; anchored so it follows new text only while the user is at the bottom."""
+
+    DEFAULT_CSS = """
+    ChatLog { height: 1fr; padding-bottom: 1; }
+    ChatLog #empty { color: $text-muted; margin: 2 2; }
+    """
+
+    def on_mount(self) -> None:
+        self.anchor()
