@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ def _tmux(*args: str) -> str:
 
 def first_paint(command: str, marker: str, env: dict[str, str], timeout: float = 30.0) -> float:
     """Seconds from launching `command` in tmux until `marker` is on the screen."""
-    session = f"bench{os.getpid()}{time.monotonic_ns() % 10**6}"
+    session = f"bench-{uuid.uuid4().hex[:12]}"
     env_prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     started = time.monotonic()
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
@@ -58,7 +59,7 @@ def main() -> int:
                "TASKDIV_CACHE_DIR": f"{tmp}/cache"}
         apps = {
             "minimal": (f"{PY} {ROOT / 'benchmarks' / 'minimal_app.py'}", "minimal-baseline"),
-            "taskdiv-chat": (f"{PY} -m taskdiv_chat", "taskdiv-chat"),
+            "taskdiv-chat": (os.environ.get("STARTUP_COMMAND", f"{PY} -m taskdiv_chat"), "taskdiv-chat"),
         }
         # One untimed start each, so both read their files from the page cache.
         for command, marker in apps.values():

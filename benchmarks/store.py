@@ -124,7 +124,7 @@ def timed(fn, repeat: int, cleanup=None) -> float:
 def row(name: str, ms: float, target: float, base: float | None = None) -> None:
     verdict = "ok" if ms <= target else "OVER TARGET"
     extra = f"   baseline {base:7.2f} ms  (x{ms / base:.1f})" if base else ""
-    print(f"  {name:<44} {ms:8.2f} ms  (target <= {target:g} ms, {verdict}){extra}")
+    print(f"  {name:<54} {ms:8.2f} ms  (target <= {target:g} ms, {verdict}){extra}")
 
 
 def main() -> int:
@@ -201,7 +201,7 @@ def main() -> int:
         writer.finish("stop")
         row(f"one streaming flush (answer up to {len(writer.text) // 1000} kB)", statistics.median(flushes), 2,
             statistics.median(bare_flushes))
-        print(f"  {'  90th percentile of the same flushes':<44} {statistics.quantiles(flushes, n=10)[-1]:8.2f} ms")
+        print(f"  {'  90th percentile of the same flushes':<54} {statistics.quantiles(flushes, n=10)[-1]:8.2f} ms")
         store.close()
         bare.close()
         plain.close()

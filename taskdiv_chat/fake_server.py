@@ -148,7 +148,7 @@ class FakeOpenAIServer:
                 pass
 
     async def _send_json(self, writer, status: int, payload: dict | str, extra: dict | None = None) -> bool:
-        body = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+        body = (payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)).encode()
         reason = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
                   500: "Internal Server Error", 400: "Bad Request"}.get(status, "Error")
         head = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json",
@@ -246,8 +246,10 @@ class FakeOpenAIServer:
                 await send(data)
 
         def chunk(delta: dict, finish: str | None = None) -> str:
+            # Raw UTF-8 like vLLM and llama.cpp (U+2028 and U+0085 included), not \\u escapes.
             return json.dumps({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
-                               "model": body["model"], "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                               "model": body["model"], "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]},
+                              ensure_ascii=False)
 
         async def misbehave() -> bool:
             """Act out the fault; False when the stream must end here."""

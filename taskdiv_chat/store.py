@@ -413,7 +413,7 @@ class Store:
 
     def __init__(self, path: Path | str | None = None, *, secrets: tuple[str, ...] = ()):
         """`secrets`: extra strings never to store (e.g. header values from the config)."""
-        self.path = Path(path) if path is not None else data_dir() / DB_NAME
+        self.path = Path(path).expanduser() if path is not None else data_dir() / DB_NAME
         self._scrub = _Scrubber(tuple(secrets))
         self._lock = threading.RLock()
         self._pid = os.getpid()

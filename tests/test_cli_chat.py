@@ -12,12 +12,10 @@ import pytest
 
 from taskdiv_chat.fake_server import Reply
 
-CLI = os.environ.get("TASKDIV_TEST_CLI", "-m taskdiv_chat").split()
-
 
 def run_cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120):
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, *CLI, *args], input=stdin, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "taskdiv_chat", *args], input=stdin, capture_output=True,
                           text=True, env=full_env, timeout=timeout)
 
 

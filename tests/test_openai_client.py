@@ -24,7 +24,7 @@ from taskdiv_chat.backends.base import (
     Usage,
     collect,
 )
-from taskdiv_chat.backends.openai import OpenAIBackend, _retry_after
+from taskdiv_chat.backends.openai import _END, OpenAIBackend, _retry_after, _SSEDecoder
 from taskdiv_chat.config import BackendConfig
 from taskdiv_chat.fake_server import FakeOpenAIServer, Reply
 
@@ -101,6 +101,7 @@ async def test_usage_is_none_when_server_sends_none(fake_server, make_backend):
 @pytest.mark.parametrize("quirk", [
     {"keepalives": True},  # ": keep-alive" comments before every event
     {"line_end": "\r\n"},  # CRLF line endings
+    {"line_end": "\r"},  # CR alone, which the SSE spec allows too
     {"split_events": True, "keepalives": True, "line_end": "\r\n"},
 ])
 async def test_sse_quirks_give_the_same_answer(fake_server, make_backend, quirk):
@@ -144,6 +145,53 @@ async def test_events_split_across_reads_are_reassembled(fake_server, make_backe
     halves = [r for r in transport.reads if r.startswith(b"data: {") and not r.endswith(b"\n\n")]
     assert len(halves) >= 4
     assert completion.usage == Usage(4, 4)
+
+
+async def test_unicode_line_separators_inside_text_survive(fake_server, make_backend):
+    # vLLM and llama.cpp send these raw inside JSON strings; a splitlines()-style reader
+    # (httpx's aiter_lines) would cut the JSON in two there.
+    pieces = ["one\u2028two", " three\u2029four", " five\x85six", " seven\x0bend"]
+    fake_server.responder = lambda body: Reply(chunks=pieces)
+    completion, deltas = await collect_with_deltas(make_backend())
+    assert deltas == pieces
+    assert completion.finish_reason == "stop"
+
+
+def decode_all(reads: list[bytes]) -> list[str]:
+    decoder = _SSEDecoder()
+    return [event for raw in [*reads, _END] for event in decoder.feed(raw)]
+
+
+SSE_SAMPLE = (
+    b": comment first\r\n\r\n"
+    b"event: message\r\nid: 7\r\nretry: 100\r\ndata: {\"a\": 1}\r\n\r\n"
+    b"data:{\"b\": \"caf\xc3\xa9 \xe2\x80\xa8 x\"}\n\n"  # no space after the colon; UTF-8; raw U+2028
+    b"data: {\"c\":\r\ndata: 3}\r\r"  # one event in two data lines; CR-only ending
+    b"\n\n\n"  # stray blank lines
+    b"data: [DONE]"  # cut before its blank line
+)
+SSE_EVENTS = ['{"a": 1}', '{"b": "caf\u00e9 \u2028 x"}', '{"c":\n3}', "[DONE]"]
+
+
+def test_sse_decoder_in_one_read():
+    assert decode_all([SSE_SAMPLE]) == SSE_EVENTS
+
+
+@pytest.mark.parametrize("cut", range(1, len(SSE_SAMPLE)))
+def test_sse_decoder_with_a_read_boundary_anywhere(cut):
+    # Every place a read can end: mid-UTF-8 character, between \r and \n, mid-"data:".
+    assert decode_all([SSE_SAMPLE[:cut], SSE_SAMPLE[cut:]]) == SSE_EVENTS
+
+
+def test_sse_decoder_one_event_per_read():
+    # How h11 hands over a chunked body: one frame per read, mostly one event per frame.
+    reads = [b'data: {"a": 1}\n\n', b'data:{"b": 2}\n\n', b": ping\n\n", b'data: {"c": 3}\r\n\r\n',
+             b"data: [DONE]\n\n"]
+    assert decode_all(reads) == ['{"a": 1}', '{"b": 2}', '{"c": 3}', "[DONE]"]
+
+
+def test_sse_decoder_byte_by_byte():
+    assert decode_all([bytes([b]) for b in SSE_SAMPLE]) == SSE_EVENTS
 
 
 async def test_complete_without_streaming(fake_server, make_backend):
@@ -291,6 +339,27 @@ async def test_connection_refused(make_backend):
     assert "is the server running?" in caught.value.message
     with pytest.raises(ConnectionRefusedError_):
         await backend.list_models()
+
+
+async def test_connect_timeout(make_backend):
+    # A listener that never accepts, its backlog already full: the kernel drops our SYN.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        try:
+            backend = make_backend(base_url=f"http://127.0.0.1:{port}/v1", connect_timeout=0.3, max_retries=0)
+            with pytest.raises(TimeoutError_) as caught:
+                await collect(backend, USER)
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert "timed out connecting after 0.3 s" in caught.value.message
+    assert caught.value.retryable  # nothing was sent, so asking again is safe
 
 
 async def test_connection_refused_is_retried_until_the_server_is_up(make_backend):
@@ -448,3 +517,17 @@ def test_retry_after_header_forms():
     assert _retry_after(httpx.Headers({"Retry-After": past})) == 0.0
     assert _retry_after(httpx.Headers({"Retry-After": "soon"})) is None
     assert _retry_after(httpx.Headers({})) is None
+
+
+def test_odd_but_valid_events_and_bad_ones():
+    parse = OpenAIBackend("odd", BackendConfig(base_url="http://127.0.0.1:9/v1", model="m"))._parse_chunk
+    assert parse('{"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}').usage == Usage(3, 2)
+    assert parse('{"choices": [{"delta": null, "finish_reason": "stop"}]}').finish_reason == "stop"
+    assert parse('{"choices": [{"delta": {"role": "assistant"}}]}').text == ""
+    assert parse('{"choices": [{"delta": {"content": "x"}}], "usage": null}').text == "x"
+    assert parse('{"object": "chat.completion.chunk"}').text == ""
+    for bad in ('[1, 2]', '"text"', "null", '{"choices": ['):
+        with pytest.raises(MalformedStreamError):
+            parse(bad)
+    with pytest.raises(ServerError, match="boom"):
+        parse('{"error": "boom"}')

@@ -8,6 +8,7 @@ first token arrives: a half-streamed answer is never requested twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import re
@@ -77,7 +78,7 @@ class OpenAIBackend:
 
     async def stream(self, messages: list[Message], **params) -> AsyncIterator[Chunk]:
         """Yield chunks as they arrive. Cancelling the consuming task closes the connection,
-        which stops generation on every server we support."""
+        which is how an OpenAI-compatible server is told to stop generating."""
         attempt = 0
         while True:
             body = self.body(messages, True, **params)
@@ -90,35 +91,21 @@ class OpenAIBackend:
                         if self._rejects_stream_options(response):
                             continue  # ask again at once without it; not a failure
                         raise self._http_error(response, body["model"])
-                    # Server-sent events, inline because this runs for every token: data lines
-                    # (joined per event), comments and other fields skipped, [DONE] ends it.
-                    # aiter_lines() rejoins lines split across reads; accepts \n, \r\n, \r.
-                    data: list[str] = []
+                    events = _SSEDecoder()
                     finished = False
-                    async for line in response.aiter_lines():
-                        if line.startswith("data:"):
-                            data.append(line[6:] if line.startswith("data: ") else line[5:])
-                            continue
-                        if line or not data:  # comments (":..."), event:/id:/retry: fields, stray blanks
-                            continue
-                        event = data[0] if len(data) == 1 else "\n".join(data)
-                        data = []
-                        if event == "[DONE]" or event.strip() == "[DONE]":
-                            return
-                        chunk = self._parse_chunk(event)
-                        if chunk.text:
-                            parts.append(chunk.text)
-                            answered = True
-                        if chunk.finish_reason:
-                            answered = finished = True
-                        yield chunk
-                    event = "\n".join(data).strip()
-                    if event and event != "[DONE]":  # a last event cut before its blank line
-                        chunk = self._parse_chunk(event)
-                        parts.append(chunk.text)
-                        finished = finished or bool(chunk.finish_reason)
-                        yield chunk
-                    if not finished and event != "[DONE]":
+                    async with contextlib.aclosing(_then_end(response.aiter_bytes())) as reads:
+                        async for raw in reads:
+                            for event in events.feed(raw):
+                                if event == "[DONE]":
+                                    return
+                                chunk = self._parse_chunk(event)
+                                if chunk.text:
+                                    parts.append(chunk.text)
+                                    answered = True
+                                if chunk.finish_reason:
+                                    answered = finished = True
+                                yield chunk
+                    if not finished:
                         raise DisconnectedError(f"{self.name}: the stream ended before the answer was finished")
                 return
             except BackendError as exc:
@@ -187,7 +174,8 @@ class OpenAIBackend:
         except (KeyError, IndexError, TypeError, AttributeError):  # no choices (usage, error), or odd ones
             if not isinstance(payload, dict):
                 raise MalformedStreamError(f"{self.name}: unexpected stream event: {data[:80]!r}") from None
-            choice = (payload.get("choices") or [None])[0]
+            choices = payload.get("choices")
+            choice = choices[0] if isinstance(choices, list) and choices else None
             choice = choice if isinstance(choice, dict) else {}
             delta = choice.get("delta")
             text = (delta.get("content") if isinstance(delta, dict) else None) or ""
@@ -253,6 +241,52 @@ class OpenAIBackend:
             delay = min(0.5 * 2**attempt, 8.0)
         await asyncio.sleep(min(delay, _MAX_WAIT))
         return True
+
+
+class _SSEDecoder:
+    """Server-sent events: bytes as they arrive in, the data of each complete event out.
+
+    Lines end only at \\n, \\r\\n or \\r, as the SSE spec says. (httpx's aiter_lines()
+    also splits at U+2028, U+0085 and the like, which vLLM and llama.cpp send raw
+    inside JSON strings, and it costs a call per line.) Data lines are joined per
+    event; comments (":..."), event:/id:/retry: fields and stray blank lines are skipped.
+    """
+
+    def __init__(self) -> None:
+        self.rest = b""  # an incomplete last line
+        self.data: list[str] = []  # data lines of the event being read
+
+    def feed(self, raw: bytes) -> list[str]:
+        # Fast path, taken for almost every token: one whole one-line event in one read.
+        if (not self.rest and not self.data and raw.startswith(b"data:") and raw.endswith(b"\n\n")
+                and raw.count(b"\n") == 2 and b"\r" not in raw):
+            return [raw[5:-2].decode("utf-8", errors="replace").strip()]
+        buffer = self.rest + raw
+        if b"\r" in buffer:
+            held = buffer.endswith(b"\r")  # maybe half of a \r\n: wait for the rest
+            body = buffer[:-1] if held else buffer
+            buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
+        complete, newline, self.rest = buffer.rpartition(b"\n")
+        if not newline:
+            return []
+        events = []
+        for line in complete.decode("utf-8", errors="replace").split("\n"):
+            if line.startswith("data:"):
+                self.data.append(line[6:] if line.startswith("data: ") else line[5:])
+            elif not line and self.data:
+                events.append(self.data[0].strip() if len(self.data) == 1 else "\n".join(self.data).strip())
+                self.data = []
+        return events
+
+
+_END = b"\n\n"
+
+
+async def _then_end(reads: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The reads, then a blank line, so an event the server cut before its own counts."""
+    async for raw in reads:
+        yield raw
+    yield _END
 
 
 def _error_detail(response: httpx.Response) -> tuple[str, str]:

@@ -90,6 +90,9 @@ def fact_candidates(text: str, prompt: str = "") -> list[str]:
     found: list[str] = []
     if marked:
         found.append(normalize_answer(marked))
+    short = content_words(head.split("\n")[0], prompt_words) if len(words(head)) <= 4 and kind == "name" else []
+    if short:  # the whole answer is the answer ("Carbon dioxide.")
+        found.append(" ".join(short))
     if kind == "yesno":
         for match in re.finditer(r"(?i)\b(yes|no|not|nope|yeah|correct|incorrect|true|false)\b", head):
             word = match.group(1).lower()
@@ -111,7 +114,7 @@ def fact_candidates(text: str, prompt: str = "") -> list[str]:
             if not _not_negated(head, match.start()):
                 continue
             run = [w for w in words(re.sub(r"['’]s\b", "", match.group(0)))
-                   if w not in STOPWORDS and w not in FILLER]
+                   if w not in STOPWORDS and w not in FILLER and len(w) > 1]
             run = [w for w in run if stem(w) not in prompt_words]
             if run:
                 found.append(" ".join(run))
@@ -124,7 +127,8 @@ def fact_candidates(text: str, prompt: str = "") -> list[str]:
     return _dedupe(found)
 
 
-_CONCLUSION = re.compile(r"(?i)\b(?:so|therefore|thus|hence|giving|which gives|then|that makes)\b|[;:→⇒]|=>")
+_CONCLUSION = re.compile(r"(?i)\b(?:so|therefore|thus|hence|giving|which gives|then|that makes|total|in total|"
+                         r"altogether|in all|which is|that's|that is)\b|[;:→⇒]|=>")
 _EQUALS = re.compile(r"=\s*[$€£]?(" + _NUM + ")")
 _AFTER_VERB = re.compile(r"(?i)\b(?:is|are|equals|gives?|get|makes?|be|was|of)\s+[$€£]?(" + _NUM + ")")
 
@@ -185,8 +189,6 @@ def pick_candidates(text: str, prompt: str = "") -> list[str]:
     """
     marked = marked_answer(text)
     prompt_words, prompt_numbers = _prompt_terms(prompt)
-    all_sentences = sentences(text)
-    head = all_sentences[0] if all_sentences else text
     found: list[str] = []
     if marked:
         found.append(normalize_answer(marked))
@@ -194,7 +196,17 @@ def pick_candidates(text: str, prompt: str = "") -> list[str]:
         kept = content_words(item, prompt_words)
         if kept:
             found.append(" ".join(kept))
-    placed: list[tuple[int, str]] = []
+    for head in sentences(text) or [text]:  # the first sentence that names something ("Let me think... Ethiopia!")
+        placed = _placed_items(head, prompt_words, prompt_numbers)
+        if placed:
+            found += [value for _, value in sorted(placed)]
+            break
+    return _dedupe(found)[:6]
+
+
+def _placed_items(head: str, prompt_words: set[str], prompt_numbers: set[str]) -> list[tuple[float, str]]:
+    """Names, numbers and content words of one sentence with their positions."""
+    placed: list[tuple[float, str]] = []
     for match in re.finditer(r"\b[A-Z][\w'’-]*(?:\s+(?:of|de|la|du|the|and|von|van|da)?\s*[A-Z][\w'’-]*)*", head):
         if not _not_negated(head, match.start()):
             continue
@@ -210,8 +222,7 @@ def pick_candidates(text: str, prompt: str = "") -> list[str]:
         kept = content_words(match.group(0), prompt_words)
         if kept and _not_negated(head, match.start()):
             placed.append((match.start() + 0.5, kept[0]))  # a name at the same spot wins
-    found += [value for _, value in sorted(placed)]
-    return _dedupe(found)[:6]
+    return placed
 
 
 def outcome_candidates(text: str, prompt: str = "") -> list[str]:
@@ -260,12 +271,12 @@ def same_answer(a: list[str], b: list[str]) -> bool | None:
     """
     if not a or not b:
         return None
-    if _match(a[0], b[0]):
+    if answers_match(a[0], b[0]):
         return True
-    return any(_match(a[0], x) for x in b) and any(_match(b[0], x) for x in a)
+    return any(answers_match(a[0], x) for x in b) and any(answers_match(b[0], x) for x in a)
 
 
-def _match(x: str, y: str) -> bool:
+def answers_match(x: str, y: str) -> bool:
     """Normalised answers match when equal or when one is a whole-word part of the other ("canberra" / "canberra act")."""
     if x == y:
         return True

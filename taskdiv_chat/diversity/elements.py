@@ -103,10 +103,20 @@ def structure(text: str) -> str:
     return "prose"
 
 
+_HEDGE = re.compile(r"^(?:overall|honestly|generally|mostly|in short|short answer|in my opinion|i think|i'd say|"
+                    r"frankly|personally|on balance)\b[\s,:;-]*")
+_VERDICT_WORDS = {"yes": r"^(?:beneficial|helpful|positive|worthwhile|a good idea)\b",
+                  "no": r"^(?:harmful|bad|negative|detrimental|overrated|a bad idea|not a good idea)\b"}
+
+
 def stance(text: str) -> str | None:
-    """yes / no / it depends, from how the answer opens."""
+    """yes / no / it depends, from how the answer opens (after "Overall", "Honestly", ...)."""
     opening = fold(" ".join(sentences(text)[:1]))
     opening = re.sub(r"^[^a-z]+", "", opening)
+    opening = _HEDGE.sub("", opening)
+    for label, pattern in _VERDICT_WORDS.items():
+        if re.search(pattern, opening):
+            return label
     for label, pattern in STANCES.items():
         if re.search(pattern, opening):
             return label

@@ -1,9 +1,6 @@
-"""Features of a pair of answers for the local judge: how alike two answers are in
-meaning (sentence by sentence, and with the prompt's own topic removed), in the
-content words and names they use, and in their key elements or solution strategy.
-
-Embeddings come in through an `Embedder`, which embeds every text and sentence of
-a batch of pairs in one call.
+"""Features of a pair of answers for the local judge: how alike the two are in
+meaning (whole, and in the words only one of them uses), and for advice and
+problems the stance, option, recommendation or solution strategy each takes.
 """
 
 from __future__ import annotations
@@ -12,8 +9,8 @@ import re
 
 import numpy as np
 
-from .elements import chosen_option, key_elements, prompt_options, recommendations, stance
-from .text import content_words, fold, names, numbers, sentences, stem, words
+from .elements import chosen_option, prompt_options, recommendations, stance
+from .text import stem, words
 
 # D: solution strategies, each a set of signal patterns. Two solutions that use
 # disjoint strategies are different even when they reach the same answer.
@@ -27,12 +24,13 @@ STRATEGY_SIGNALS: dict[str, str] = {
     "complete the square": r"complet\w* the square",
     "substitution": r"substitut|plug \w+ into",
     "elimination": r"eliminat|add\w* the (?:two )?equations|subtract\w* the (?:two )?equations|cancels? (?:out )?\w",
-    "formula": r"\bformula\b|n ?\( ?n ?\+ ?1 ?\)|½ ?×|1/2 ?×|area =|speed =|half of base|over time|/ ?time",
+    "formula": r"\bformula\b|n ?\( ?n ?[-−+] ?\d+ ?\)|½ ?×|1/2 ?×|area =|speed =|half of base|over time|/ ?time",
     "counting principle": r"\bn!|\d!|factorial|choices for|\d+ (?:choices|options|ways) for|for each (?:seat|position|spot|place)",
     "enumerate": r"\blist\w*|enumerat|write (?:them )?(?:all )?out|count (?:them|each)|\bABC\b",
     "recursion": r"recurs|build\w* (?:it )?up|insert\w* (?:in|into)|pattern grows|each new",
     "pairing": r"\bpair\w*\b|gauss",
-    "split": r"\bsplit|break\w* (?:it )?(?:into|down)|half of that|\b10% (?:of \d+ )?is|\b1% is|decompos",
+    "double and halve": r"doubl\w* and halv|halv\w* and doubl",
+    "split": r"× ?\d+ ?\+ ?\d+ ?×|distribut|partial product|\bsplit|break\w* (?:it )?(?:into|down)|half of that|\b10% (?:of \d+ )?is|\b1% is|decompos",
     "decimal": r"convert\w*|decimal|0\.\d+ ?[×x*·]|[×x*·] ?0\.\d+|multiply (?:\S+ )?by 0\.",
     "fraction": r"\b(?:quarter|third|fifth|tenth)s?\b|as a fraction|\d+/100\b",
     "proportion": r"proportion|ratio|cross[- ]multipl|unit rate|per (?:hour|unit)",
@@ -50,7 +48,7 @@ def strategies(text: str) -> set[str]:
 
 
 class Embedder:
-    """Embeds texts once per batch and hands out vectors by text."""
+    """Embeds every text a batch of pairs needs in one call and hands out vectors by text."""
 
     def __init__(self, texts: list[str]):
         from ..embeddings import embed
@@ -60,11 +58,16 @@ class Embedder:
         self._vectors = embed(unique) if unique else np.zeros((0, 384), dtype=np.float32)
 
     def __call__(self, text: str) -> np.ndarray:
+        if text not in self._index:  # a text the batch did not foresee (an extracted answer)
+            from ..embeddings import embed
+
+            self._index[text] = len(self._vectors)
+            self._vectors = np.vstack([self._vectors, embed([text])])
         return self._vectors[self._index[text]]
 
     @staticmethod
-    def texts_for(prompt: str, a: str, b: str) -> list[str]:
-        return [prompt, a, b, *sentences(a), *sentences(b), *distinctive_texts(a, b)]
+    def texts_for(a: str, b: str) -> list[str]:
+        return [a, b, *distinctive_texts(a, b)]
 
 
 def _cos(u: np.ndarray, v: np.ndarray) -> float:
@@ -76,35 +79,11 @@ def _jaccard(x: set, y: set) -> float:
     return len(x & y) / len(x | y) if x | y else 0.0
 
 
-def sentence_alignment(a: str, b: str, vec) -> float:
-    """Mean best-match cosine of each sentence in one answer to the sentences of the other, both ways."""
-    sa, sb = sentences(a) or [a], sentences(b) or [b]
-    ea = np.stack([vec(s) for s in sa])
-    eb = np.stack([vec(s) for s in sb])
-    sim = ea @ eb.T
-    return float((sim.max(axis=1).mean() + sim.max(axis=0).mean()) / 2)
-
-
-def residual_similarity(prompt: str, a: str, b: str, vec) -> float:
-    """Cosine of the two answers after removing the direction of the prompt (what they share by topic alone)."""
-    p = vec(prompt)
-    ra = vec(a) - (vec(a) @ p) * p
-    rb = vec(b) - (vec(b) @ p) * p
-    return _cos(ra, rb)
-
-
-def element_agreement(letter: str, prompt: str, a: str, b: str) -> float | None:
-    """Share of key elements (both found) on which two answers agree; None when none can be compared."""
-    ea, eb = key_elements(letter, a, prompt), key_elements(letter, b, prompt)
-    compared = agreed = 0
-    for name in ea:
-        if name in ("point of view", "structure", "approach", "main tool or material"):
-            continue  # too coarse (or too noisy) to tell two pieces apart
-        va, vb = set(ea[name]), set(eb.get(name, []))
-        if va and vb:
-            compared += 1
-            agreed += bool(va & vb)
-    return agreed / compared if compared else None
+def distinctive_texts(a: str, b: str) -> tuple[str, str]:
+    """Each answer without the words both answers use."""
+    wa, wb = words(a), words(b)
+    shared = {stem(w) for w in wa} & {stem(w) for w in wb}
+    return " ".join(w for w in wa if stem(w) not in shared), " ".join(w for w in wb if stem(w) not in shared)
 
 
 def distinctive_similarity(a: str, b: str, vec) -> float:
@@ -114,19 +93,10 @@ def distinctive_similarity(a: str, b: str, vec) -> float:
     built on one template ("Use a wicking system: ..." / "Use a watering system: ...")
     differ exactly there.
     """
-    wa, wb = words(a), words(b)
-    shared = {stem(w) for w in wa} & {stem(w) for w in wb}
-    ra = " ".join(w for w in wa if stem(w) not in shared)
-    rb = " ".join(w for w in wb if stem(w) not in shared)
+    ra, rb = distinctive_texts(a, b)
     if not ra or not rb:
         return 1.0 if not ra and not rb else 0.5
     return _cos(vec(ra), vec(rb))
-
-
-def distinctive_texts(a: str, b: str) -> list[str]:
-    wa, wb = words(a), words(b)
-    shared = {stem(w) for w in wa} & {stem(w) for w in wb}
-    return [" ".join(w for w in wa if stem(w) not in shared), " ".join(w for w in wb if stem(w) not in shared)]
 
 
 def _token_overlap(x: list[str], y: list[str]) -> float | None:
@@ -136,19 +106,11 @@ def _token_overlap(x: list[str], y: list[str]) -> float | None:
 
 
 def pair_features(letter: str | None, prompt: str, a: str, b: str, vec) -> dict[str, float | None]:
-    prompt_stems = {stem(w) for w in words(prompt)}
-    ca, cb = set(content_words(a, prompt_stems)), set(content_words(b, prompt_stems))
-    na = {n for n in names(a, b) if stem(n) not in prompt_stems}
-    nb = {n for n in names(b, a) if stem(n) not in prompt_stems}
-    feats: dict[str, float | None] = {
-        "cos": _cos(vec(a), vec(b)),
-        "align": sentence_alignment(a, b, vec),
-        "resid": residual_similarity(prompt, a, b, vec),
-        "distinct": distinctive_similarity(a, b, vec),
-        "words": _jaccard(ca, cb),
-        "names": _token_overlap(sorted(na), sorted(nb)),
-        "elements": element_agreement(letter, prompt, a, b) if letter in ("E", "G", "H") else None,
-    }
+    """cos and distinct for every pair; stance/option/recommendation for H; strategy/steps for D.
+
+    A feature is None when it cannot be judged (no stance found, no strategy named).
+    """
+    feats: dict[str, float | None] = {"cos": _cos(vec(a), vec(b)), "distinct": distinctive_similarity(a, b, vec)}
     if letter == "H":
         sa, sb = stance(a), stance(b)
         options = prompt_options(prompt)
@@ -159,6 +121,4 @@ def pair_features(letter: str | None, prompt: str, a: str, b: str, vec) -> dict[
     if letter == "D":
         ta, tb = strategies(a), strategies(b)
         feats["strategy"] = _jaccard(ta, tb) if ta and tb else None
-        pa, pb = set(numbers(a)) - set(numbers(prompt)), set(numbers(b)) - set(numbers(prompt))
-        feats["steps"] = _jaccard(pa, pb) if pa and pb else None
     return feats

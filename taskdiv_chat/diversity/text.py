@@ -33,6 +33,8 @@ well-known certainly absolutely definitely sure here's let's how about try anoth
 alternatively instead consider perhaps maybe going think guess say said choose chose chosen go give gave
 name named call called one two first final result outcome random randomly selected select drew draw drawn
 got get comes came landed lands rolled roll rolls flipped flip tossed toss generated generate number
+let hmm hm um well okay alright oh ah wow voila ta-da tada yay hey hi hello sure certainly idea
+favorite favourite personally honestly quick simple fun classic solid excellent perfect
 """.split())
 
 NUMBER_WORDS = {
@@ -119,7 +121,7 @@ def numbers(text: str) -> list[str]:
     return found
 
 
-_CAP_RUN = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of|de|la|du|the|and|von|van|da)?\s*[A-Z][\w'’-]*)*")
+_CAP_RUN = re.compile(r"\b(?:[A-Z]|[a-z][A-Z])[\w'’-]*(?:\s+(?:of|de|la|du|the|and|von|van|da)?\s*(?:[A-Z]|[a-z][A-Z])[\w'’-]*)*(?:\s+\d+\b)?")
 
 
 def _initial(text: str, pos: int) -> bool:
@@ -134,7 +136,8 @@ def names(text: str, context: str = "") -> list[str]:
     A word that merely opens a sentence ("Economic decline ...") is not a name
     unless it also appears capitalised mid-sentence in the text or in `context`.
     """
-    midsentence = {fold(m.group(0)) for source in (text, context) for m in re.finditer(r"\b[A-Z][\w'’-]*", source)
+    midsentence = {fold(m.group(0)) for source in (text, context)
+                   for m in re.finditer(r"\b(?:[A-Z]|[a-z][A-Z])[\w'’-]*", source)
                    if not _initial(source, m.start())}
     found = []
     for match in _CAP_RUN.finditer(text):

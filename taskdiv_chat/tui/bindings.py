@@ -1,7 +1,7 @@
 """Every key binding of the app, each with an id so [ui.keymap] in the config can remap it.
 
     [ui.keymap]
-    regenerate = "ctrl+r,f6"
+    regenerate = "ctrl+r,f9"
     newline = "ctrl+j"
 
 The widgets take their BINDINGS from here; the help screen lists them from here.

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Markdown, Static, TextArea
+from textual.widgets import Footer, Header, Input, Static, TextArea
 
 from .. import taxonomy
 from ..config import data_dir
@@ -28,7 +28,10 @@ from .widgets.prompt import PromptArea, PromptBar
 from .widgets.sidebar import Sidebar
 from .widgets.status import StatusBar
 
-FLUSH_EVERY = 0.08  # seconds between writes to the Markdown stream (one chunk per token costs ~11 s CPU per 3,000)
+# Streamed text reaches the Markdown at most every FLUSH_EVERY s (one write per token costs ~11 s
+# of CPU per 3,000 tokens), and less often as the answer grows: every write lays the screen out again.
+FLUSH_EVERY = 0.08
+FLUSH_PER_CHAR = 1 / 100_000  # + 10 ms per 1,000 characters already shown
 YIELD_EVERY = 64  # chunks handled before giving the event loop a turn in a burst
 DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
 RESERVE_TOKENS = 256  # room kept for the answer when checking the context window
@@ -178,7 +181,7 @@ class ChatScreen(Screen):
                                   is_local=self._variant_is_local, id=f"answer-{turn.user.id}")
         report = services.report_from_variants(turn.variants)
         if report is not None:
-            answer.initial_badge = (report.badge_text, services.badge_status(report))
+            answer.initial_badge = (services.badge_label(report), services.badge_status(report))
         return [user, answer]
 
     @property
@@ -294,7 +297,7 @@ class ChatScreen(Screen):
         first_token = None
         last_flush = started
         finish, usage, error = None, None, None
-        count = 0
+        count = shown = 0
         self.status.set_activity(f"answering ({strategy})…")
         try:
             async for chunk in backend.stream(messages):
@@ -308,10 +311,12 @@ class ChatScreen(Screen):
                 usage = chunk.usage or usage
                 count += 1
                 now = time.monotonic()
-                if pending and now - last_flush >= FLUSH_EVERY:
+                if pending and now - last_flush >= FLUSH_EVERY + FLUSH_PER_CHAR * shown:
                     last_flush = now
-                    await body.write("".join(pending))
+                    batch = "".join(pending)
                     pending.clear()
+                    shown += len(batch)
+                    await body.write(batch)
                 if count % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # keys and scrolling stay live during a burst
         except asyncio.CancelledError:
@@ -323,14 +328,10 @@ class ChatScreen(Screen):
                 parts.append(exc.partial)
         finally:
             text = "".join(parts)
-            if finish != "cancelled" and not error:
-                text = services.one_answer(strategy, text)
             total = time.monotonic() - started
             usage_dict = ({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
                           if usage else None)
             writer.finish(finish or "stop", usage_dict, {"first_token_s": first_token, "total_s": total}, error=error)
-            if text != writer.text:  # the k-at-once header was dropped
-                store.set_variant_text(writer.variant_id, text) if hasattr(store, "set_variant_text") else None
             view.text = text
             view.tokens = usage.completion_tokens if usage else None
             view.seconds = total
@@ -389,6 +390,9 @@ class ChatScreen(Screen):
         letter = await self._category_of(turn)
         strategy = self.app.strategy
         history = self.app.store.history_messages(self.conversation_id, upto_turn_id=turn.user.id)
+        if services.asks_k_at_once(strategy):  # a k-at-once prompt for k=1: split like a brainstorm
+            self.run_brainstorm(answer, turn, history, letter, 1)
+            return
         messages, note = services.regeneration(strategy, history, [v.text for v in usable], letter,
                                                self.app.backend_config)
         if note:
@@ -420,7 +424,7 @@ class ChatScreen(Screen):
 
     @work(exclusive=True, group="regen")
     async def brainstorm(self) -> None:
-        """Several variants at once (a writer's 'give me n more'), each saved as a variant, then measured."""
+        """Several variants at once (a writer's "give me n more"), each saved as a variant, then measured."""
         if self.answering:
             self.app.notify("An answer is still running: Esc stops it first.", severity="warning", timeout=3)
             return
@@ -428,32 +432,68 @@ class ChatScreen(Screen):
         if turn is None or answer is None:
             self.app.notify("Nothing to brainstorm on yet.", timeout=3)
             return
-        n = self.app.settings.regenerate.brainstorm_n
         letter = await self._category_of(turn)
-        history = self.app.store.history_messages(self.conversation_id, upto_turn_id=turn.user.id)
-        self.run_brainstorm(answer, turn, history, letter, n)
+        path = self.app.store.history_messages(self.conversation_id, upto_turn_id=turn.user.id)
+        self.run_brainstorm(answer, turn, path, letter, self.app.settings.regenerate.brainstorm_n)
 
     @work(exclusive=True, group="answer")
-    async def run_brainstorm(self, answer: AssistantMessage, turn, history, letter, n: int) -> None:
-        self.answering = True
-        answer.streaming = True
-        self.status.set_activity(f"brainstorming {n} variants ({self.app.strategy})…")
+    async def run_brainstorm(self, answer: AssistantMessage, turn, path: list[dict], letter: str, n: int) -> None:
+        store, backend, strategy = self.app.store, self.backend, self.app.strategy
+        earlier = [v.text for v in services.usable_variants(turn.variants)]
+        self.answering = answer.streaming = True
+        self.status.set_activity(f"brainstorming {n} variants ({strategy})…")
         answer.badge.show_text(f"brainstorming {n}…", "pending")
+        await answer.body.begin()  # a live preview of the text as it is generated
+        pending: list[str] = []
+        current = [0]
+
+        def on_text(index: int, delta: str) -> None:
+            if index != current[0]:
+                current[0] = index
+                pending.append("\n\n---\n\n")
+            pending.append(delta)
+
+        async def preview() -> None:
+            while True:
+                await asyncio.sleep(FLUSH_EVERY)
+                if pending:
+                    text = "".join(pending)
+                    pending.clear()
+                    await answer.body.write(text)
+
+        previewer = asyncio.create_task(preview())
+        results = []
         try:
-            async for variant in services.brainstorm(self.app.store, self.backend, self.app.strategy, turn, history,
-                                                     letter, n, self.app.backend_config):
-                answer.add_variant(variant_view(variant))
-                await answer.show(len(answer.variants) - 1)
+            started = time.monotonic()
+            results = await services.brainstorm(backend, strategy, path, earlier, letter, n, on_text)
         except asyncio.CancelledError:
+            self.app.notify("Brainstorm stopped; no new variant was kept.", timeout=3)
             raise
         except Exception as exc:
             await self._notice(f"Brainstorm failed: {exc}")
         finally:
-            answer.streaming = False
-            self.answering = False
+            previewer.cancel()
+            await answer.body.stop()
+            for result in results:
+                completion = result.completion
+                usage = completion.as_dict()["usage"]
+                writer = store.start_variant(turn.user.id, strategy=strategy, backend=backend.name,
+                                             model=backend.model, params={"brainstorm": n})
+                writer.append(result.text)
+                writer.finish(completion.finish_reason or "stop", usage,
+                              {"first_token_s": completion.first_token_s, "total_s": completion.total_s})
+                answer.variants.append(VariantView(
+                    id=writer.variant_id, text=result.text, backend=backend.name, model=backend.model,
+                    tokens=usage["completion_tokens"] if usage else None, seconds=completion.total_s,
+                    strategy=strategy))
+            self.answering = answer.streaming = False
             self.status.set_activity("")
-            answer.refresh_footer()
-        self.measure(answer)
+            await answer.show(len(answer.variants) - 1)
+            if results:
+                self.app.notify(f"{len(results)} new variant(s) ({strategy}); {len(answer.variants)} in all.",
+                                timeout=3)
+        if results:
+            self.measure(answer)
 
     # --- categories ------------------------------------------------------------------------
 
@@ -572,14 +612,14 @@ class ChatScreen(Screen):
         if not services.models_ready():
             call(answer.badge.show_text, "warming up models…", "pending")
         try:
-            quick = services.quick(turn, variants)
+            quick = services.quick(variants)
             call(answer.badge.show_text, services.pending_badge(quick), "pending")
             report = services.analyze(turn, variants, self.app.settings, self.app.backend_name)
         except Exception as exc:
             call(answer.badge.show_text, f"diversity failed: {exc}", "bad")
             return
         store.save_metrics(variants[-1].id, services.report_dict(report))
-        call(answer.badge.show_text, report.badge_text, services.badge_status(report))
+        call(answer.badge.show_text, services.badge_label(report), services.badge_status(report))
         call(self.post_message, BadgeDone(answer, report))
 
     @on(Badge.Pressed)
@@ -676,7 +716,10 @@ class ChatScreen(Screen):
     @on(Input.Submitted, "#search")
     def _search_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.sidebar.list_view.focus()
+        view = self.sidebar.list_view
+        view.focus()
+        if view.children and view.index is None:
+            view.index = 0
 
     @on(Sidebar.Open)
     async def _open(self, event: Sidebar.Open) -> None:

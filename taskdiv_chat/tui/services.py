@@ -12,7 +12,6 @@ import re
 import time
 from pathlib import Path
 
-from .. import tokens
 
 
 def title_for(text: str) -> str:
@@ -21,6 +20,8 @@ def title_for(text: str) -> str:
 
 
 def count_tokens(messages: list[dict]) -> int:
+    from .. import tokens
+
     return tokens.count_messages(messages) if messages else 0
 
 
@@ -30,6 +31,8 @@ def fit_context(messages: list[dict], window: int, reserve: int) -> tuple[bool, 
     A huge message is measured cheaply first (4+ characters per token is the
     most any tokenizer packs), so a 1 MB paste is refused without tokenizing it.
     """
+    from .. import tokens
+
     last = messages[-1]["content"]
     if len(last) > (window - reserve) * 12:
         return False, len(last) // 4, messages
@@ -114,14 +117,10 @@ def regeneration(strategy: str, path: list[dict], earlier: list[str], letter: st
     return built.messages, built.note
 
 
-def one_answer(strategy: str, text: str) -> str:
-    """A k-at-once strategy asked for one answer: drop the "Response 1:" header it may carry."""
-    from ..diversity.strategies import SYSTEM_STRATEGIES, split_k
+def asks_k_at_once(strategy: str) -> bool:
+    from ..diversity.strategies import SYSTEM_STRATEGIES
 
-    if strategy in SYSTEM_STRATEGIES:
-        parts = split_k(text, 1)
-        return parts[0] if parts else text
-    return text
+    return strategy in SYSTEM_STRATEGIES
 
 
 async def brainstorm(backend, strategy: str, path: list[dict], earlier: list[str], letter: str | None, n: int,
@@ -134,25 +133,67 @@ async def brainstorm(backend, strategy: str, path: list[dict], earlier: list[str
                                    earlier=earlier, category=taxonomy.get(letter), n=n, on_text=on_text)
 
 
-def quick(turn, variants):
-    raise NotImplementedError
+def quick(variants) -> dict:
+    """Generic metrics at once (diversity.report.quick_report), before the judge has spoken."""
+    from ..diversity.report import quick_report
+
+    return quick_report([v.text for v in variants])
 
 
-def analyze(turn, variants, settings, backend_name):
-    raise NotImplementedError
+def analyze(turn, variants, settings, backend_name: str):
+    """The full DiversityReport: every pair judged (the configured judge), groups, verdict."""
+    import asyncio
+
+    from .. import taxonomy
+    from ..diversity.judge import close_judge, make_judge
+    from ..diversity.report import analyze as analyze_answers
+
+    async def run():
+        judge = make_judge(settings, None, backend_name)
+        try:
+            return await analyze_answers(turn.user.text, taxonomy.get(turn.user.letter),
+                                         [v.text for v in variants], judge)
+        finally:
+            await close_judge(judge)
+
+    return asyncio.run(run())
 
 
 def report_dict(report) -> dict:
-    raise NotImplementedError
+    return report.to_dict()
 
 
 def report_from_variants(variants):
-    return None
+    """The latest saved DiversityReport of a turn (on its newest measured variant), or None."""
+    saved = next((v.metrics for v in reversed(variants) if v.metrics), None)
+    if not saved or "badge_text" not in saved:
+        return None
+    from ..diversity.report import DiversityReport
+
+    try:
+        return DiversityReport.from_dict(saved)
+    except TypeError:  # saved by an older version with other fields
+        return None
 
 
 def badge_status(report) -> str:
-    return "pending"
+    """The badge's colour class for the report's status (good | warning | bad)."""
+    return {"good": "good", "warning": "warn", "bad": "bad"}.get(report.status, "pending")
 
 
-def pending_badge(report) -> str:
-    return "judging…"
+def badge_label(report) -> str:
+    """unique/total, and what the category wants ("answers agree" for A, strategies for D)."""
+    if report.wants == "same":
+        return f"{report.unique}/{report.n} unique · {report.badge_text}"
+    if report.wants == "same-answer-new-strategy":
+        return report.badge_text
+    if report.n < 2:
+        return report.badge_text
+    return f"{report.badge_text} · wants variety"
+
+
+def pending_badge(quick_result: dict) -> str:
+    generic = quick_result.get("generic") or {}
+    emb = generic.get("embedding_diversity")
+    part = f" · embedding diversity {emb:.2f}" if isinstance(emb, float) else ""
+    return f"{quick_result.get('n', '?')} answers{part} · judging…"

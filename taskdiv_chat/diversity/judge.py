@@ -1,0 +1,290 @@
+"""Judges of functional equivalence: are two answers to a prompt "the same" for its task?
+
+llm    the paper's protocol: the model answers YES/NO at temperature 0 to
+       taxonomy.judge_prompt (with the category's definition); pairs run
+       concurrently up to a limit; verdicts are cached by content hash.
+local  offline and category-aware: compares final answers (A, D), picked items
+       (B) and random outcomes (C) by rule; D also compares solution
+       strategies, H the stance, option or recommendation; everything else
+       goes to a two-feature logistic model (whole-answer similarity and the
+       similarity of the words only one answer uses), fitted on
+       data/judge_calibration.jsonl by `python -m taskdiv_chat.diversity.calibrate`.
+auto   llm when the backend is capable (a configured server), else local.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Settings, cache_dir
+from ..taxonomy import Category, judge_prompt
+from . import answers as _answers
+from .features import Embedder, pair_features
+from .text import fold, words
+
+MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "judge_model.json"
+SHORT_ANSWER_WORDS = 5
+JUDGE_METHODS = ("auto", "local", "llm")
+
+# Used only when data/judge_model.json is missing (same shape as the fitted file).
+_FALLBACK_MODEL = {"features": ["cos", "distinct"], "weights": [6.0, 4.0], "bias": -5.6}
+
+
+@dataclass
+class Verdict:
+    equivalent: bool
+    reason: str  # why, in a few words ("final answers differ: 4 vs 5")
+
+
+def short_answer_rule(a: str, b: str) -> bool | None:
+    """NoveltyBench's shortcut: when both answers have at most 5 words, they are
+    equivalent iff 2 x (shared unigrams) >= the longer answer's length. None otherwise."""
+    wa, wb = words(a), words(b)
+    if not wa or not wb or len(wa) > SHORT_ANSWER_WORDS or len(wb) > SHORT_ANSWER_WORDS:
+        return None
+    return 2 * len(set(wa) & set(wb)) >= max(len(wa), len(wb))
+
+
+def _letter(category: Category | str | None) -> str | None:
+    if category is None or isinstance(category, str):
+        return category.upper() if category and len(category) == 1 else None
+    return category.letter
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(words(a)) == " ".join(words(b))
+
+
+# --- local -----------------------------------------------------------------------------------
+
+
+def load_model(path: Path = MODEL_FILE) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["model"]
+    except (OSError, ValueError, KeyError):
+        return dict(_FALLBACK_MODEL)
+
+
+class LocalJudge:
+    """Offline, category-aware judge; needs only the embedded sentence-embedding model."""
+
+    name = "local"
+
+    def __init__(self, model: dict | None = None):
+        self.model = model or load_model()
+
+    def describe(self) -> str:
+        return "local (rules + calibrated embedding model)"
+
+    async def equivalent(self, prompt: str, category: Category | str | None, a: str, b: str) -> bool:
+        return (await self.judge_pairs(prompt, category, [(a, b)]))[0]
+
+    async def judge_pairs(self, prompt: str, category: Category | str | None,
+                          pairs: list[tuple[str, str]]) -> list[bool]:
+        return [v.equivalent for v in await self.judge_pairs_detailed(prompt, category, pairs)]
+
+    async def judge_pairs_detailed(self, prompt: str, category: Category | str | None,
+                                   pairs: list[tuple[str, str]]) -> list[Verdict]:
+        # Embedding is CPU work: keep it off the event loop so a UI stays responsive.
+        return await asyncio.to_thread(self.judge_sync, prompt, category, pairs)
+
+    def judge_sync(self, prompt: str, category: Category | str | None,
+                   pairs: list[tuple[str, str]]) -> list[Verdict]:
+        letter = _letter(category)
+        texts = [t for a, b in pairs for t in Embedder.texts_for(a, b)]
+        vec = Embedder(texts) if pairs else None
+        return [self.decide(prompt, letter, a, b, vec) for a, b in pairs]
+
+    def score(self, feats: dict) -> float:
+        """Probability that two answers are equivalent, from the calibrated similarity model."""
+        z = self.model["bias"] + sum(w * (feats.get(name) or 0.0)
+                                     for name, w in zip(self.model["features"], self.model["weights"]))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def decide(self, prompt: str, letter: str | None, a: str, b: str, vec) -> Verdict:
+        verdict, feats = self.rules(prompt, letter, a, b, vec)
+        if verdict is not None:
+            return verdict
+        p = self.score(feats)
+        return Verdict(p >= 0.5, f"similarity model p={p:.2f} (cos {feats['cos']:.2f}, distinct {feats['distinct']:.2f})")
+
+    def rules(self, prompt: str, letter: str | None, a: str, b: str, vec) -> tuple[Verdict | None, dict]:
+        """The category's rules; (None, features) when they cannot decide and the similarity model must."""
+        if _same_text(a, b):
+            return Verdict(True, "same text"), {}
+        rule = self._by_rule(prompt, letter, a, b, vec)
+        if rule is not None:
+            return rule, {}
+        feats = pair_features(letter, prompt, a, b, vec)
+        if letter == "D" and feats.get("strategy") is not None:
+            if feats["strategy"] == 0.0:
+                return Verdict(False, "same answer, different strategies"), feats
+            if feats["strategy"] >= 0.5:
+                return Verdict(True, "same answer, same strategy"), feats
+        if letter == "H":
+            for key in ("stance", "option", "recommendation"):
+                if feats.get(key) == 0.0:
+                    return Verdict(False, f"different {key}"), feats
+            for key in ("stance", "option", "recommendation"):
+                if feats.get(key) == 1.0:
+                    return Verdict(True, f"same {key}"), feats
+        return None, feats
+
+    @staticmethod
+    def _by_rule(prompt: str, letter: str | None, a: str, b: str, vec) -> Verdict | None:
+        """A/B/C: compare the extracted answers; D: different final answers are different."""
+        if letter == "A":
+            ca, cb = _answers.fact_candidates(a, prompt), _answers.fact_candidates(b, prompt)
+            same = _answers.same_answer(ca, cb)
+        elif letter == "B":
+            ca, cb = _answers.pick_candidates(a, prompt), _answers.pick_candidates(b, prompt)
+            same = _answers.same_answer(ca, cb)
+        elif letter == "C":
+            ca, cb = _answers.outcome_candidates(a, prompt), _answers.outcome_candidates(b, prompt)
+            same = _answers.outcomes_equal(ca, cb)
+        elif letter == "D":
+            fa, fb = _answers.problem_answer(a, prompt), _answers.problem_answer(b, prompt)
+            if fa and fb and fa != fb:
+                return Verdict(False, f"final answers differ: {fa} vs {fb}")
+            return None
+        else:
+            return None
+        if same is None:
+            return None
+        if not same and letter in ("A", "B") and _synonyms(ca[0], cb[0], vec):
+            return Verdict(True, f"same answer in other words: {ca[0]} / {cb[0]}")
+        shown = f"{ca[0]}" if same else f"{ca[0]} vs {cb[0]}"
+        return Verdict(same, f"{'same' if same else 'different'} answer: {shown}")
+
+
+SYNONYM_COSINE = 0.84  # "co2"/"carbon dioxide" 0.85, "usa"/"united states" 0.89; "ottawa"/"toronto" 0.74
+
+
+def _synonyms(x: str, y: str, vec) -> bool:
+    """Two different non-numeric short answers that name the same thing ("co2" / "carbon dioxide")."""
+    numeric = re.compile(r"-?[\d.,/%]+")
+    if vec is None or numeric.fullmatch(x) or numeric.fullmatch(y) or len(x.split()) > 4 or len(y.split()) > 4:
+        return False
+    u, v = vec(x), vec(y)
+    return float(u @ v) >= SYNONYM_COSINE
+
+
+# --- llm -------------------------------------------------------------------------------------
+
+
+def parse_yes_no(text: str) -> bool | None:
+    """YES -> True, NO -> False, from the first yes/no word after any <think> block."""
+    text = re.sub(r"(?is)<think>.*?</think>", " ", text)
+    match = re.search(r"\b(yes|no)\b", fold(text))
+    return None if match is None else match.group(1) == "yes"
+
+
+class LLMJudge:
+    """The paper's judge: a capable model answers YES/NO per pair at temperature 0."""
+
+    name = "llm"
+
+    def __init__(self, backend, concurrency: int = 4, cache_path: str | Path | None = None, *,
+                 max_tokens: int = 16, owns_backend: bool = False):
+        self.backend = backend
+        self.concurrency = max(1, concurrency)
+        self.max_tokens = max_tokens
+        self.cache_path = Path(cache_path) if cache_path else None
+        self.owns_backend = owns_backend
+        self._cache: dict[str, bool] = {}
+        self._semaphore: asyncio.Semaphore | None = None
+        self.calls = 0  # requests actually sent (cache and short-answer hits excluded)
+        self.unparsed = 0  # replies with neither YES nor NO (counted as "not equivalent")
+        if self.cache_path and self.cache_path.exists():
+            for line in self.cache_path.read_text(encoding="utf-8").splitlines():
+                try:
+                    item = json.loads(line)
+                    self._cache[item["key"]] = bool(item["equivalent"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line after a crash: skip it
+
+    def describe(self) -> str:
+        return f"llm ({self.backend.name}/{self.backend.model})"
+
+    def key(self, prompt: str, letter: str | None, a: str, b: str) -> str:
+        payload = json.dumps([self.backend.model, letter, prompt, a, b], ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    async def equivalent(self, prompt: str, category: Category | str | None, a: str, b: str) -> bool:
+        return (await self.judge_pairs(prompt, category, [(a, b)]))[0]
+
+    async def judge_pairs(self, prompt: str, category: Category | str | None,
+                          pairs: list[tuple[str, str]]) -> list[bool]:
+        return [v.equivalent for v in await self.judge_pairs_detailed(prompt, category, pairs)]
+
+    async def judge_pairs_detailed(self, prompt: str, category: Category | str | None,
+                                   pairs: list[tuple[str, str]]) -> list[Verdict]:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        cat = category if isinstance(category, Category) else None
+        if cat is None and isinstance(category, str):
+            from ..taxonomy import get
+
+            cat = get(category)
+        return list(await asyncio.gather(*(self._judge(prompt, cat, a, b) for a, b in pairs)))
+
+    async def _judge(self, prompt: str, category: Category | None, a: str, b: str) -> Verdict:
+        short = short_answer_rule(a, b)
+        if short is not None:
+            return Verdict(short, "short answers: unigram overlap")
+        key = self.key(prompt, category.letter if category else None, a, b)
+        if key in self._cache:
+            return Verdict(self._cache[key], "cached verdict")
+        async with self._semaphore:
+            completion = await self.backend.complete(
+                [{"role": "user", "content": judge_prompt(prompt, category, a, b)}],
+                temperature=0, max_tokens=self.max_tokens)
+        self.calls += 1
+        verdict = parse_yes_no(completion.text)
+        if verdict is None:
+            self.unparsed += 1
+            return Verdict(False, f"unparseable reply {completion.text[:40]!r}: counted as different")
+        self._cache[key] = verdict
+        if self.cache_path:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.cache_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "equivalent": verdict}) + "\n")
+        return Verdict(verdict, f"model said {'YES' if verdict else 'NO'}")
+
+    async def aclose(self) -> None:
+        if self.owns_backend:
+            await self.backend.aclose()
+
+
+def resolve_method(settings: Settings, method: str | None = None, backend_name: str | None = None) -> tuple[str, str]:
+    """(local|llm, judge backend name) for a requested method (auto picks by the backend's capability)."""
+    method = method or settings.judge.method
+    if method not in JUDGE_METHODS:
+        raise ValueError(f"unknown judge {method!r}; choose one of: {', '.join(JUDGE_METHODS)}")
+    name, config = settings.backend(backend_name or settings.judge.backend)
+    if method == "auto":
+        method = "llm" if config.is_capable else "local"
+    return method, name
+
+
+def make_judge(settings: Settings, method: str | None = None, backend_name: str | None = None):
+    """The judge the settings ask for: LocalJudge, or LLMJudge on its own backend (closed by aclose())."""
+    method, name = resolve_method(settings, method, backend_name)
+    if method == "local":
+        return LocalJudge()
+    from ..backends import make_backend
+
+    return LLMJudge(make_backend(settings, name), concurrency=settings.judge.concurrency,
+                    cache_path=cache_dir() / "judge-cache.jsonl", owns_backend=True)
+
+
+async def close_judge(judge) -> None:
+    closer = getattr(judge, "aclose", None)
+    if closer:
+        await closer()

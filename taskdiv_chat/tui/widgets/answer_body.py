@@ -1,0 +1,109 @@
+"""The text of an answer: Markdown streamed in at a flat cost per write, checked once at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from markdown_it import MarkdownIt
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Markdown
+from textual.widgets.markdown import MarkdownBlock
+
+_REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:", re.M)
+SEGMENT_CHARS = 2000  # a streamed answer continues in a new Markdown widget past this size
+_SPLIT = re.compile(r"\n[ \t]*\n(?=[A-Za-z\"'(])")  # a blank line, then a plain paragraph at column 0
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.M)
+
+
+def _top_blocks(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """(token type, line range) of the top-level blocks of a full parse."""
+    tokens = MarkdownIt("gfm-like").parse(text)
+    return [(t.type, tuple(t.map)) for t in tokens if t.level == 0 and t.map is not None and t.nesting >= 0]
+
+
+class AnswerBody(Vertical):
+    """The text of an answer: Markdown, streamed in at a flat cost per write.
+
+    Streaming appends go through Markdown.get_stream(). Textual lays out a whole
+    Markdown widget again whenever its last block grows, so a long answer is
+    streamed into consecutive Markdown segments (split at a blank line before a
+    plain paragraph, never inside a code fence): only the last, small segment is
+    laid out again per write. When the answer ends, the whole text is parsed once
+    more and compared with what was streamed; if any block differs (a half-open
+    fence, a reference link defined later) the body is rebuilt with one full update.
+    """
+
+    DEFAULT_CSS = """
+    AnswerBody { height: auto; }
+    AnswerBody Markdown { margin: 0; padding: 0 1; }
+    """
+
+    def __init__(self, text: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._initial = text
+        self._stream = None
+        self._segment_text = ""  # what the current segment holds
+        self._offsets: list[int] = []  # line offset of each segment in the whole text
+
+    def compose(self) -> ComposeResult:
+        yield Markdown(self._initial, open_links=False)
+
+    @property
+    def segments(self) -> list[Markdown]:
+        return list(self.query_children(Markdown))
+
+    async def reset(self, text: str) -> None:
+        """Show `text` in one Markdown widget (no stream)."""
+        await self.stop()
+        await self.remove_children()
+        await self.mount(Markdown(text, open_links=False))
+
+    async def begin(self) -> None:
+        await self.reset("")
+        self._segment_text = ""
+        self._offsets = [0]
+        self._stream = Markdown.get_stream(self.segments[-1])
+
+    async def write(self, text: str) -> None:
+        """Append streamed text (callers batch it: one write per ~80 ms, not per token)."""
+        if self._stream is None:
+            return
+        if len(self._segment_text) + len(text) > SEGMENT_CHARS:
+            combined = self._segment_text + text
+            written = len(self._segment_text)
+            for match in _SPLIT.finditer(combined, max(0, written - 4)):
+                head = combined[:match.end()]
+                if match.end() >= written and len(_FENCE_LINE.findall(head)) % 2 == 0:  # not inside a fence
+                    await self._stream.write(text[: match.end() - written])
+                    await self._stream.stop()
+                    self._offsets.append(self._offsets[-1] + head.count("\n"))
+                    segment = Markdown("", open_links=False)
+                    await self.mount(segment)
+                    self._stream = Markdown.get_stream(segment)
+                    self._segment_text = ""
+                    text = combined[match.end():]
+                    break
+        self._segment_text += text
+        await self._stream.write(text)
+
+    async def stop(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.stop()
+
+    async def finish(self, text: str) -> bool:
+        """End the stream and make the rendering exactly that of `text` parsed whole; True if rebuilt."""
+        await self.stop()
+        segments = self.segments
+        if len(segments) == len(self._offsets) and "".join(m.source for m in segments) == text \
+                and not _REFERENCE_DEF.search(text):
+            expected = await asyncio.to_thread(_top_blocks, text)
+            actual = [(b.name, (b.source_range[0] + offset, b.source_range[1] + offset))
+                      for m, offset in zip(segments, self._offsets)
+                      for b in m.children if isinstance(b, MarkdownBlock)]
+            if expected == actual:
+                return False
+        await self.reset(text)
+        return True

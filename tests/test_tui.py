@@ -1,0 +1,323 @@
+"""Pilot tests of the chat app against the loopback OpenAI-compatible server.
+
+The server is real HTTP on 127.0.0.1 (taskdiv_chat.fake_server); the store is a
+real SQLite file in the test's data dir. The fake backend is an openai-kind
+backend, so classification and judging go through the same server the way
+they go through a real one: `Script` answers those prompts like a model would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+from textual import events
+
+from taskdiv_chat import taxonomy
+from taskdiv_chat.config import BackendConfig, Settings
+from taskdiv_chat.fake_server import Reply
+from taskdiv_chat.store import Store
+from taskdiv_chat.tui.app import TaskdivApp
+from taskdiv_chat.tui.widgets.messages import AssistantMessage, UserMessage
+
+SIZE = (100, 30)
+
+
+class Script:
+    """A responder: classification -> a letter, judge -> YES/NO, chat -> the next scripted answer."""
+
+    def __init__(self, answers, letter: str = "G", same: bool = False):
+        self.answers = list(answers)
+        self.letter = letter
+        self.same = same  # the judge's verdict
+        self.chats: list[dict] = []  # chat request bodies, in order
+
+    def __call__(self, body: dict):
+        last = body["messages"][-1]["content"]
+        if last.startswith("Classify the user prompt"):
+            return Reply(self.letter)
+        if last.startswith("Decide whether two responses"):
+            return Reply("YES" if self.same else "NO")
+        self.chats.append(body)
+        reply = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return Reply(reply) if isinstance(reply, str) else reply
+
+
+async def wait_for(pilot, condition, timeout: float = 15.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def make_app(settings: Settings, **kwargs) -> TaskdivApp:
+    return TaskdivApp(settings, warm_up=False, **kwargs)
+
+
+async def started(pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.store is not None and app.screen.backend is not None, what="start-up")
+    await pilot.pause()
+
+
+async def send(pilot, text: str) -> AssistantMessage:
+    screen = pilot.app.screen
+    before = len(screen.chat.query(AssistantMessage))
+    screen.prompt.area.focus()
+    screen.prompt.area.load_text(text)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: len(screen.chat.query(AssistantMessage)) > before, what="answer widget")
+    answer = screen.last_answer()
+    await wait_for(pilot, lambda: not screen.answering and answer.variants and not answer.streaming,
+                   what="answer end")
+    return answer
+
+
+def store_of(app) -> Store:
+    return app.store
+
+
+async def test_send_streams_markdown_answer_and_stores_it(fake_server, fake_backend_settings):
+    reply = "Here is **bold** text.\n\n- one\n- two\n\n```python\nprint('hi')\n```\n"
+    fake_server.responder = Script([Reply(reply, chunk_delay=0.005)])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = await send(pilot, "Say hello")
+        assert answer.current.text == reply
+        # rendered as Markdown: a list and a code fence, not raw text
+        assert answer.query("MarkdownBulletList") and answer.query("MarkdownFence")
+        meta = str(answer.query_one("#meta").render())
+        assert "fake · test-model" in meta and "tok" in meta
+        assert app.screen.prompt.area.text == ""
+        conv = store_of(app).load_conversation(app.screen.conversation_id)
+        assert [t.user.text for t in conv.turns] == ["Say hello"]
+        assert conv.turns[0].variants[0].text == reply and conv.turns[0].variants[0].status == "done"
+        # Up recalls the sent message
+        await pilot.press("up")
+        assert app.screen.prompt.area.text == "Say hello"
+
+
+async def test_escape_cancels_and_keeps_partial_answer(fake_server, fake_backend_settings):
+    words = " ".join(f"word{i}" for i in range(200))
+    fake_server.responder = Script([Reply(words, chunk_delay=0.02)])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        screen.prompt.area.load_text("Count")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.answering and screen.last_answer() is not None
+                       and "word5" in screen.last_answer().body.segments[-1].source, what="some text")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not screen.answering, what="cancel")
+        answer = screen.last_answer()
+        assert answer.current.finish_reason == "cancelled"
+        assert "cut off" in str(answer.query_one("#cutoff").render())
+        variant = store_of(app).load_conversation(screen.conversation_id).turns[0].variants[0]
+        assert variant.status == "cut-off" and variant.finish_reason == "cancelled"
+        assert variant.text.startswith("word0 word1") and "word199" not in variant.text
+
+
+async def test_backend_error_shows_inline_and_retry_succeeds(fake_server, fake_backend_settings):
+    fake_server.responder = Script([Reply(fault="401"), "Recovered answer."])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = await send(pilot, "Hello?")
+        assert answer.current.error and "authentication failed" in answer.current.error
+        assert answer.query_one("#error-box").has_class("-shown")
+        assert app.screen.prompt.area.text == ""  # the message itself was stored, not lost
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: len(answer.variants) == 2 and not app.screen.answering, what="retry")
+        assert answer.current.text == "Recovered answer." and not answer.current.error
+        assert not answer.query_one("#error-box").has_class("-shown")
+
+
+async def test_newline_keys_paste_and_huge_paste(fake_server, fake_backend_settings):
+    fake_server.responder = Script(["ok"])
+    settings = fake_backend_settings.model_copy(deep=True)
+    settings.backends["fake"].context_window = 2048
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        area = app.screen.prompt.area
+        area.focus()
+        await pilot.press("a", "ctrl+j", "b", "alt+enter", "c")
+        assert area.text == "a\nb\nc"
+        area.load_text("")
+        area.post_message(events.Paste("line1\r\nline2\x1b[31m red\x00\x07"))
+        await pilot.pause()
+        assert area.text == "line1\nline2[31m red"
+        area.load_text("")
+        huge = ("lorem ipsum dolor sit amet " * 40_000)[:1_000_000]
+        area.post_message(events.Paste(huge))
+        await pilot.pause()
+        assert area.text == ""  # not in the text area (seconds per key there)
+        assert app.screen.prompt.attachment == huge.replace("\r", "")
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        notice = app.screen.chat.query("Notice")
+        assert notice and "more than the 2,048-token context window" in str(notice.last().render())
+        assert app.screen.prompt.attachment  # kept, nothing lost
+        assert app.screen.conversation_id is None and fake_server.requests == []
+
+
+async def test_override_category_is_saved_and_used_by_regenerate(fake_server, fake_backend_settings):
+    script = Script(["First answer.", "Second answer."], letter="A")
+    fake_server.responder = script
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await send(pilot, "Tell me about lighthouses")
+        user = app.screen.chat.query(UserMessage).last()
+        await wait_for(pilot, lambda: user.chip.letter == "A", what="classification")
+        await pilot.click(user.chip)
+        await pilot.pause()
+        await pilot.press(*["down"] * 6, "enter")  # A..G: G is the 7th
+        await wait_for(pilot, lambda: user.chip.letter == "G", what="override")
+        turn = store_of(app).load_conversation(app.screen.conversation_id).turns[0]
+        assert turn.user.override == "G"
+        assert "G Creative" in str(user.chip.render())
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: len(script.chats) == 2 and not app.screen.answering, what="regenerate")
+        sent = script.chats[1]["messages"]
+        g = taxonomy.get("G")
+        assert sent[-1]["role"] == "user" and g.regen_instruction.split(":")[0][:30] in sent[-1]["content"]
+        assert sent[-2] == {"role": "assistant", "content": "First answer."}
+
+
+async def test_search_export_rename_delete(fake_server, fake_backend_settings, isolated_dirs):
+    fake_server.responder = Script(["An answer about penguins.", "An answer about volcanoes."])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await send(pilot, "penguins please")
+        first = app.screen.conversation_id
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.screen.conversation_id is None, what="new chat")
+        await send(pilot, "volcanoes please")
+        second = app.screen.conversation_id
+        sidebar = app.screen.sidebar
+        assert [item.conversation_id for item in sidebar.list_view.children] == [second, first]
+        # search
+        await pilot.press("ctrl+f")
+        await pilot.press(*"penguin")
+        await pilot.pause(0.2)
+        assert [item.conversation_id for item in sidebar.list_view.children] == [first]
+        await pilot.press("enter", "enter")  # to the list, open the hit
+        await wait_for(pilot, lambda: app.screen.conversation_id == first, what="open hit")
+        assert "penguins" in app.screen.last_answer().current.text
+        # export
+        await pilot.press("ctrl+s")
+        exported = list((isolated_dirs / "data" / "exports").glob("*.md"))
+        assert len(exported) == 1 and "An answer about penguins." in exported[0].read_text()
+        app.screen.action_export("json")
+        data = json.loads(next((isolated_dirs / "data" / "exports").glob("*.json")).read_text())
+        assert data["messages"][0]["text"] == "penguins please"
+        # rename
+        app.screen.action_rename()
+        await pilot.pause()
+        await pilot.press("ctrl+u", *"Birds", "enter")
+        await pilot.pause()
+        assert store_of(app).load_conversation(first).title == "Birds"
+        # delete, then undo
+        app.screen.action_delete()
+        await wait_for(pilot, lambda: app.screen.conversation_id is None, what="delete")
+        assert first not in [s.id for s in store_of(app).list_conversations()]
+        app.screen.undo_delete()
+        assert first in [s.id for s in store_of(app).list_conversations()]
+
+
+async def test_theme_choice_persists_and_user_themes_load(fake_server, fake_backend_settings, isolated_dirs):
+    themes = isolated_dirs / "config" / "themes"
+    themes.mkdir(parents=True)
+    (themes / "mine.toml").write_text('name = "mine"\ndark = true\nprimary = "#ff0000"\n')
+    (themes / "broken.toml").write_text('name = "broken"\nprimary = "not a colour"\n')
+    fake_server.responder = Script(["ok"])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        assert app.theme == "taskdiv-dark"
+        assert {"taskdiv-dark", "taskdiv-light", "paper", "midnight", "mine"} <= set(app.available_themes)
+        assert any("broken.toml" in e for e in app.theme_errors)
+        app.theme = "paper"
+        await pilot.pause()
+    assert not (isolated_dirs / "config" / "config.toml").exists()  # the config is never written
+    again = make_app(fake_backend_settings)
+    async with again.run_test(size=SIZE) as pilot:
+        assert again.theme == "paper"
+
+
+async def test_keymap_remaps_by_binding_id_and_help_lists_it(fake_server, fake_backend_settings):
+    script = Script(["One.", "Two."], letter="B")
+    fake_server.responder = script
+    settings = fake_backend_settings.model_copy(deep=True)
+    settings.ui.keymap = {"regenerate": "f9", "nonexistent": "f10"}
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        assert any("nonexistent" in n.message for n in app._notifications)
+        await send(pilot, "Name a fruit")
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: len(script.chats) == 2 and not app.screen.answering, what="regenerate by f9")
+        await pilot.press("f1")
+        await pilot.pause()
+        table = app.screen.query_one("DataTable")
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        assert ["Chat", "f9", "Regenerate the last answer with the current strategy", "regenerate"] in \
+            [[str(c) for c in row] for row in rows]
+
+
+async def test_draft_survives_restart(fake_server, fake_backend_settings):
+    fake_server.responder = Script(["ok"])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await send(pilot, "first")
+        app.screen.prompt.area.focus()
+        await pilot.press(*"unsent words")
+        await pilot.press("ctrl+q")
+    again = make_app(fake_backend_settings)
+    async with again.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_for(pilot, lambda: again.screen.prompt.area.text == "unsent words", what="draft restored")
+        assert again.screen.last_answer().current.text == "ok"  # the last conversation reopened
+
+
+async def test_variant_navigation_and_branching(fake_server, fake_backend_settings):
+    script = Script(["Story one.", "Story two.", "Sequel to one."], letter="G")
+    fake_server.responder = script
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        first = await send(pilot, "Tell a story")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: len(first.variants) == 2 and not screen.answering, what="regenerate")
+        assert first.current.text == "Story two."
+        assert "2/2" in str(first.query_one("#nav").render())
+        await pilot.press("alt+left")
+        await wait_for(pilot, lambda: first.index == 0, what="previous variant")
+        assert "1/2" in str(first.query_one("#nav").render())
+        await send(pilot, "Continue it")
+        store = store_of(app)
+        conv = store.load_conversation(screen.conversation_id)
+        assert [t.user.text for t in conv.turns] == ["Tell a story", "Continue it"]
+        assert conv.turns[1].user.parent_variant_id == conv.turns[0].variants[0].id
+        # the continuation was generated from variant 1
+        assert {"role": "assistant", "content": "Story one."} in script.chats[-1]["messages"]
+        # showing variant 2 hides the branch that follows variant 1; it stays in the store
+        first.focus()
+        await pilot.press("right")
+        await wait_for(pilot, lambda: first.index == 1 and len(screen.chat.query(UserMessage)) == 1,
+                       what="other branch")
+        exported = store.export_json(screen.conversation_id)
+        assert "Continue it" in [m["text"] for m in exported["messages"]]
+        await pilot.press("left")
+        await wait_for(pilot, lambda: len(screen.chat.query(UserMessage)) == 2, what="branch back")
+        assert screen.last_answer().current.text == "Sequel to one."

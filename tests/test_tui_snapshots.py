@@ -1,0 +1,71 @@
+"""Snapshots of the main screens at a fixed size (100x30), cursor blink off.
+
+Regenerate after an intended UI change with:
+    .venv/bin/python -m pytest tests/test_tui_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from taskdiv_chat.fake_server import Reply
+from taskdiv_chat.tui.app import TaskdivApp
+
+from test_tui import Script, send, started, wait_for
+
+SIZE = (100, 30)
+ANSWER = ("A lighthouse keeper finds a **message in a bottle**.\n\n"
+          "- setting: a storm-battered island\n- tone: quiet, hopeful\n\n"
+          "```python\nprint('the light turns')\n```\n")
+
+
+def app_for(settings) -> TaskdivApp:
+    return TaskdivApp(settings, warm_up=False)
+
+
+async def _ready(pilot) -> None:
+    await started(pilot)
+    pilot.app.screen.prompt.area.cursor_blink = False
+
+
+def test_empty_chat(snap_compare, fake_server, fake_backend_settings):
+    fake_server.responder = Script(["unused"])
+    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=_ready)
+
+
+def test_conversation_with_answer(snap_compare, fake_server, fake_backend_settings):
+    fake_server.responder = Script([ANSWER], letter="G")
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        await send(pilot, "Write a short story about a lighthouse")
+        chip = pilot.app.screen.chat.query("UserMessage").last().chip
+        await wait_for(pilot, lambda: chip.letter is not None, what="chip")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
+
+
+def test_help_screen(snap_compare, fake_server, fake_backend_settings):
+    fake_server.responder = Script(["unused"])
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        await pilot.press("f1")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
+
+
+def test_category_picker(snap_compare, fake_server, fake_backend_settings):
+    fake_server.responder = Script(["Paris."], letter="A")
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        await send(pilot, "What is the capital of France?")
+        chip = pilot.app.screen.chat.query("UserMessage").last().chip
+        await wait_for(pilot, lambda: chip.letter is not None, what="chip")
+        await pilot.press("ctrl+t")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
