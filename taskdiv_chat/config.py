@@ -107,6 +107,12 @@ class Settings(_Strict):
             raise ValueError(f"default_backend {self.default_backend!r} is not one of {sorted(self.backends)}")
         return self
 
+    def secret_values(self) -> tuple[str, ...]:
+        """Header values and API keys of every backend: strings never to store, log or export."""
+        values = {v for b in self.backends.values() for v in b.headers.values()}
+        values |= {key for b in self.backends.values() if (key := b.api_key())}
+        return tuple(sorted(values))
+
     def backend(self, name: str | None = None) -> tuple[str, BackendConfig]:
         name = name or self.default_backend
         if name not in self.backends:

@@ -107,8 +107,8 @@ def test_locate_prints_paths(isolated_dirs):
     ('[ui]\ntheme = "x"\ncolour = "red"\n', ":3: field 'ui.colour': unknown field"),
     ('[backends.srv]\nbase_url = "http://127.0.0.1:9/v1"\ntemperature = "hot"\n',
      ":3: field 'backends.srv.temperature'"),
-    ('[backends.srv]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "TASKDIV_TEST_MISSING_KEY"\n',
-     ":3: field 'backends.srv.api_key_env': environment variable TASKDIV_TEST_MISSING_KEY is not set"),
+    ('[backends.srv]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "TDC_TEST_MISSING_KEY"\n',
+     ":3: field 'backends.srv.api_key_env': environment variable TDC_TEST_MISSING_KEY is not set"),
 ])
 def test_config_check_reports_file_line_field(text, expected):
     path = write_config(text)
@@ -132,3 +132,27 @@ def test_ask_local_embedded_model_streams_offline():
     out = run_cli("ask", "Write a haiku about rain", "--backend", "local", "--max-tokens", "24", "--no-save")
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.split()) >= 3
+
+
+def test_ask_records_exchange_without_secrets(fake_server, isolated_dirs):
+    fake_server.responder = lambda body: Reply("Stored answer")
+    fake_config(fake_server, 'api_key_env = "TDC_TEST_API_KEY"\nheaders = { "X-Org" = "org-hidden-123" }\n')
+    secret = "sk-test-0123456789abcdef"
+    out = run_cli("ask", "Remember this", env={"TDC_TEST_API_KEY": secret})
+    assert out.returncode == 0, out.stderr
+    assert fake_server.headers[0]["authorization"] == f"Bearer {secret}"
+    assert fake_server.headers[0]["x-org"] == "org-hidden-123"
+
+    from taskdiv_chat.store import Store
+
+    with Store() as store:
+        [summary] = store.list_conversations()
+        conversation = store.load_conversation(summary.id)
+        assert conversation.turns[0].user.text == "Remember this"
+        variant = conversation.turns[0].variants[0]
+        assert (variant.text, variant.status, variant.backend) == ("Stored answer", "done", "fake")
+        exported = store.export_markdown(summary.id) + str(store.export_json(summary.id))
+    raw = b"".join(p.read_bytes() for p in (isolated_dirs / "data").rglob("*") if p.is_file())
+    for needle in (secret, "org-hidden-123"):
+        assert needle.encode() not in raw
+        assert needle not in exported

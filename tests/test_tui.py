@@ -28,10 +28,10 @@ SIZE = (100, 30)
 class Script:
     """A responder: classification -> a letter, judge -> YES/NO, chat -> the next scripted answer."""
 
-    def __init__(self, answers, letter: str = "G", same: bool = False):
+    def __init__(self, answers, letter: str = "G", same=False):
         self.answers = list(answers)
         self.letter = letter
-        self.same = same  # the judge's verdict
+        self.same = same  # the judge's verdict: a bool, or a function of the two responses
         self.chats: list[dict] = []  # chat request bodies, in order
 
     def __call__(self, body: dict):
@@ -39,7 +39,9 @@ class Script:
         if last.startswith("Classify the user prompt"):
             return Reply(self.letter)
         if last.startswith("Decide whether two responses"):
-            return Reply("YES" if self.same else "NO")
+            a, b = re.findall(r"Response \d:\n<<<\n(.*?)\n>>>", last, re.S)
+            same = self.same(a, b) if callable(self.same) else self.same
+            return Reply("YES" if same else "NO")
         self.chats.append(body)
         reply = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         return Reply(reply) if isinstance(reply, str) else reply
@@ -321,3 +323,79 @@ async def test_variant_navigation_and_branching(fake_server, fake_backend_settin
         await pilot.press("left")
         await wait_for(pilot, lambda: len(screen.chat.query(UserMessage)) == 2, what="branch back")
         assert screen.last_answer().current.text == "Sequel to one."
+
+
+STORIES = ["A dragon guards a castle in the mountains.", "A robot wakes up alone on Mars.",
+           "A detective in rainy Paris hunts a painter.", "A dragon sleeps in a castle until a knight comes."]
+
+
+def same_plot(a: str, b: str) -> bool:
+    return "dragon" in a and "dragon" in b
+
+
+async def test_regenerate_three_times_fills_badge_and_views(fake_server, fake_backend_settings):
+    script = Script(STORIES, letter="G", same=same_plot)
+    fake_server.responder = script
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        answer = await send(pilot, "Write a short story")
+        shown: list[tuple[str, str]] = []
+        original = answer.badge.show_text
+        answer.badge.show_text = lambda text, status="pending": (shown.append((text, status)), original(text, status))
+        for n in (2, 3, 4):
+            screen.prompt.area.focus()
+            await pilot.press("ctrl+r")  # works while the input has focus
+            await wait_for(pilot, lambda: len(answer.variants) == n and not screen.answering, what=f"variant {n}")
+            await wait_for(pilot, lambda: shown and shown[-1][1] != "pending", timeout=60, what=f"badge {n}")
+        # the regenerations used the category's anchored prompt, with every earlier answer in context
+        last_request = script.chats[-1]["messages"]
+        assert [m["content"] for m in last_request if m["role"] == "assistant"] == STORIES[:3]
+        assert shown[-1] == ("3/4 unique · wants variety", "warn")
+        assert any(status == "pending" and "embedding diversity" in text for text, status in shown)
+        assert answer.badge.has_class("-warn")
+        saved = store_of(app).load_conversation(screen.conversation_id).turns[0].variants[-1].metrics
+        assert saved["unique"] == 3 and saved["groups"] == [[0, 3], [1], [2]] and saved["newest_duplicates"] == 0
+        # typing is not blocked while the badge works
+        await pilot.press("h", "i")
+        assert screen.prompt.area.text == "hi"
+        await pilot.click(answer.badge)
+        await pilot.pause(0.2)
+        detail = app.screen
+        assert type(detail).__name__ == "DetailScreen"
+        texts = " ".join(str(w.render()) for w in detail.query("Static"))
+        assert "answer 4 (newest) duplicates answer 1" in texts
+        table = detail.query_one("DataTable")
+        assert str(table.get_cell_at((0, 4))).startswith("= ") and str(table.get_cell_at((1, 3))).startswith("≠ ")
+        await pilot.press("escape", "f4")
+        await pilot.pause(0.2)
+        view = app.screen
+        assert type(view).__name__ == "HomogenizationScreen"
+        heads = [str(w.render()) for w in view.query(".column-head")]
+        assert heads == ["answer 1 · group 1", "answer 2 · group 2", "answer 3 · group 3", "answer 4 · group 1"]
+        novelty = view.query_one("#novelty")
+        assert [str(c) for c in novelty.get_row_at(0)] == ["G Creative", "1", "3", "2", "67%"]
+
+
+async def test_brainstorm_adds_several_variants(fake_server, fake_backend_settings):
+    settings = fake_backend_settings.model_copy(deep=True)
+    settings.regenerate.brainstorm_n = 3
+    reply_k = ("Response 1: A dragon guards the old castle.\n\nResponse 2: A robot wakes up on Mars.\n\n"
+               "Response 3: A detective hunts a painter in Paris.")
+    script = Script(["A first story.", reply_k], letter="G", same=False)
+    fake_server.responder = script
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = await send(pilot, "Write a story")
+        app.set_strategy("anchored-system")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: len(answer.variants) == 4 and not app.screen.answering, what="brainstorm")
+        assert [v.text for v in answer.variants[1:]] == ["A dragon guards the old castle.", "A robot wakes up on Mars.",
+                                                         "A detective hunts a painter in Paris."]
+        system = script.chats[-1]["messages"][0]
+        assert system["role"] == "system" and "3" in system["content"]
+        variants = store_of(app).load_conversation(app.screen.conversation_id).turns[0].variants
+        assert [v.strategy for v in variants] == ["first"] + ["anchored-system"] * 3
+        await wait_for(pilot, lambda: answer.badge.has_class("-good"), timeout=60, what="badge")

@@ -69,3 +69,40 @@ def test_category_picker(snap_compare, fake_server, fake_backend_settings):
         await pilot.pause(0.2)
 
     assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
+
+
+STORIES = ["A dragon guards a castle in the mountains.", "A robot wakes up alone on Mars.",
+           "A detective in rainy Paris hunts a painter.", "A dragon sleeps in a castle until a knight comes."]
+
+
+def _regenerated_three_times(fake_server, press: str | None):
+    fake_server.responder = Script(STORIES, letter="G", same=lambda a, b: "dragon" in a and "dragon" in b)
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        answer = await send(pilot, "Write a short story")
+        for n in (2, 3, 4):
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: len(answer.variants) == n and not pilot.app.screen.answering, what="regen")
+            await wait_for(pilot, lambda: answer.badge.has_class("-good") or answer.badge.has_class("-warn")
+                           or answer.badge.has_class("-bad"), timeout=60, what="badge")
+        if press:
+            await pilot.press(press)
+        await pilot.pause(0.3)
+
+    return run_before
+
+
+def test_badge_after_three_regenerations(snap_compare, fake_server, fake_backend_settings):
+    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE,
+                        run_before=_regenerated_three_times(fake_server, None))
+
+
+def test_badge_detail(snap_compare, fake_server, fake_backend_settings):
+    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE,
+                        run_before=_regenerated_three_times(fake_server, "f3"))
+
+
+def test_homogenization_view(snap_compare, fake_server, fake_backend_settings):
+    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE,
+                        run_before=_regenerated_three_times(fake_server, "f4"))

@@ -47,7 +47,7 @@ def cmd_ask(args) -> int:
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
         {"role": "user", "content": prompt}]
     backend = make_backend(settings, name)
-    recorder = None if args.no_save else _Recorder.start(prompt, backend)
+    recorder = None if args.no_save else _Recorder.start(prompt, backend, settings.secret_values())
 
     def on_text(delta: str) -> None:
         if recorder:
@@ -91,12 +91,10 @@ class _Recorder:
         self.store, self.writer = store, writer
 
     @classmethod
-    def start(cls, prompt: str, backend) -> "_Recorder | None":
-        try:
-            from ..store import Store
-        except ImportError:  # the store is optional for `ask`
-            return None
-        store = Store()
+    def start(cls, prompt: str, backend, secrets: tuple[str, ...]) -> "_Recorder":
+        from ..store import Store
+
+        store = Store(secrets=secrets)
         conversation = store.create_conversation(_title(prompt))
         turn = store.add_user_turn(conversation, prompt, None)
         writer = store.start_variant(turn, strategy="first", backend=backend.name, model=backend.model,

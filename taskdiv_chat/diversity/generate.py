@@ -23,6 +23,7 @@ class GeneratedAnswer:
 async def generate_variants(backend: Backend, strategy: str, *, history: list[Message], prompt: str,
                             earlier: list[str], category: Category | None, n: int = 1,
                             on_text: Callable[[int, str], None] | None = None,
+                            on_answer: Callable[[int, GeneratedAnswer], None] | None = None,
                             **sampling) -> list[GeneratedAnswer]:
     """n new answers to `prompt`, different from `earlier` the way `strategy` asks.
 
@@ -31,7 +32,8 @@ async def generate_variants(backend: Backend, strategy: str, *, history: list[Me
     (with one follow-up request for any that are missing). max_tokens in
     `sampling` is per answer, so a k-at-once request gets k times as many.
     on_text(index, delta) streams text; for k-at-once the index is that of the
-    first answer of the call.
+    first answer of the call. on_answer(index, answer) fires as soon as each
+    answer is complete (to save it before the next one starts).
     """
     check_strategy(strategy)
     window = getattr(backend, "context_window", None)
@@ -58,6 +60,8 @@ async def generate_variants(backend: Backend, strategy: str, *, history: list[Me
                 note = "; ".join(filter(None, [note, f"asked for {missing} answers in one reply, found {len(parts)}"]))
             for part in parts:
                 results.append(GeneratedAnswer(part, completion, built.trimmed, strategy, note, built.messages))
+                if on_answer:
+                    on_answer(len(results) - 1, results[-1])
         return results
 
     context = list(earlier)
@@ -67,6 +71,8 @@ async def generate_variants(backend: Backend, strategy: str, *, history: list[Me
         completion = await ask(built.messages, i, **sampling)
         text = completion.text.strip()
         results.append(GeneratedAnswer(text, completion, built.trimmed, strategy, built.note, built.messages))
+        if on_answer:
+            on_answer(i, results[-1])
         if strategy in ICR_STRATEGIES:
             context.append(text)
     return results

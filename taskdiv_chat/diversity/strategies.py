@@ -173,11 +173,18 @@ def split_k(text: str, k: int) -> list[str]:
     pieces = _clean(_SEPARATOR.split(text))
     if len(pieces) < 2:
         pieces = _clean(re.split(r"\n[ \t]*\n", text))
-    if len(pieces) > 1 and pieces[0].rstrip().endswith(":"):
+    if len(pieces) > 1 and _lead_in(pieces[0], len(pieces) > k):
         pieces = pieces[1:]  # "Here are three answers:"
     if len(pieces) <= k:
         return pieces
     return _merge(pieces, k)
+
+
+def _lead_in(piece: str, surplus: bool) -> bool:
+    """A short introduction ending in ":" ("Here are 3 responses:"), not an answer of its own."""
+    if not piece.rstrip().endswith(":") or len(piece.split()) > 20:
+        return False
+    return surplus or bool(re.search(r"(?i)\b(?:here|responses?|answers?|options?|solutions?|ideas?|following)\b", piece))
 
 
 def _merge(pieces: list[str], k: int) -> list[str]:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from textual import on, work
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
@@ -497,17 +498,30 @@ class ChatScreen(Screen):
 
     # --- categories ------------------------------------------------------------------------
 
-    @work(thread=True, group="classify")
-    def classify_turn(self, turn_id: int, text: str) -> None:
-        """Classify in a thread (the local classifier may still be loading), then paint the chip."""
+    @work(group="classify")
+    async def classify_turn(self, turn_id: int, text: str) -> None:
+        """Classify (the model's request is async, the local classifier works in a thread), then paint the chip."""
         store = self.app.store
+        previous, context = None, []
+        if self.conversation_id:
+            context = store.history_messages(self.conversation_id, upto_turn_id=turn_id)[:-1]
+            turns = store.load_conversation(self.conversation_id).turns
+            ids = [t.user.id for t in turns]
+            if turn_id in ids and ids.index(turn_id) > 0:
+                previous = turns[ids.index(turn_id) - 1].user.category
+
+        def early(category: dict) -> None:  # the local answer, while the model is still thinking
+            store.set_category(turn_id, category)
+            self._paint_chip(turn_id)
+
         try:
-            category = services.classify(text, self.app.settings, self.app.backend_name)
+            category = await services.classify(text, self.app.settings, self.app.backend_name, previous, context,
+                                               early)
         except Exception as exc:
-            self.app.call_from_thread(self.app.notify, f"classification failed: {exc}", severity="warning")
-            category = {"letter": taxonomy.OTHER, "method": "failed", "detail": str(exc)}
+            self.app.notify(f"classification failed: {exc}", severity="warning")
+            category = {"letter": taxonomy.OTHER, "confidence": 0.0, "method": "failed", "detail": str(exc)}
         store.set_category(turn_id, category)
-        self.app.call_from_thread(self._paint_chip, turn_id)
+        self._paint_chip(turn_id)
 
     def _paint_chip(self, turn_id: int) -> None:
         user = self.user_for(turn_id)
@@ -516,6 +530,11 @@ class ChatScreen(Screen):
         turn = services.find_turn(self.app.store, self.conversation_id, turn_id)
         if turn is not None:
             user.chip.set_category(turn.user.letter or taxonomy.OTHER, turn.user.override is not None)
+            found = turn.user.category or {}
+            how = ", ".join(str(x) for x in (found.get("method"), found.get("detail")) if x)
+            user.chip.tooltip = (f"category {user.chip.letter}" + (" (set by you)" if turn.user.override else "")
+                                 + (f"; classifier: {found.get('letter')} {how}" if found else "")
+                                 + " · click or ctrl+t to change")
 
     async def _category_of(self, turn) -> str:
         """The letter regenerate uses: the override, else the classifier's (waited for if still running)."""
@@ -598,7 +617,7 @@ class ChatScreen(Screen):
 
     # --- diversity badge ---------------------------------------------------------------------
 
-    @work(thread=True, group="measure")
+    @work(thread=True, exclusive=True, group="measure")
     def measure(self, answer: AssistantMessage) -> None:
         """Generic metrics first (seconds), then the judge's functional verdict; the UI stays live."""
         store, turn_id = self.app.store, answer.turn_id
@@ -608,7 +627,12 @@ class ChatScreen(Screen):
         variants = services.usable_variants(turn.variants)
         if len(variants) < 2:
             return
-        call = self.app.call_from_thread
+        worker = get_current_worker()
+
+        def call(fn, *args):  # a newer measurement (another regenerate) supersedes this one
+            if not worker.is_cancelled:
+                self.app.call_from_thread(fn, *args)
+
         if not services.models_ready():
             call(answer.badge.show_text, "warming up models…", "pending")
         try:
@@ -617,6 +641,8 @@ class ChatScreen(Screen):
             report = services.analyze(turn, variants, self.app.settings, self.app.backend_name)
         except Exception as exc:
             call(answer.badge.show_text, f"diversity failed: {exc}", "bad")
+            return
+        if worker.is_cancelled:
             return
         store.save_metrics(variants[-1].id, services.report_dict(report))
         call(answer.badge.show_text, services.badge_label(report), services.badge_status(report))

@@ -99,8 +99,25 @@ def models_ready() -> bool:
 # --- classification --------------------------------------------------------------------------------
 
 
-def classify(text: str, settings, backend_name: str) -> dict:
-    raise NotImplementedError
+async def classify(text: str, settings, backend_name: str, previous: dict | None = None,
+                   context: list[dict] | None = None, on_local=None) -> dict:
+    """The turn's category as a dict for the store (classify.classify_turn; its local model runs in a thread).
+
+    previous: the stored category of the turn before (a follow-up inherits it).
+    on_local(dict): in auto mode, the fast local answer, before the model's.
+    """
+    from ..classify import Classification, classify_turn
+
+    before = None
+    if previous and previous.get("letter"):
+        try:
+            before = Classification.from_dict(previous)
+        except ValueError:
+            before = None
+    result = await classify_turn(
+        text, settings=settings, backend_name=backend_name, previous=before, context=context,
+        on_local=(lambda c: on_local(c.to_dict())) if on_local else None)
+    return result.to_dict()
 
 
 # --- regeneration and diversity ---------------------------------------------------------------------
@@ -197,3 +214,19 @@ def pending_badge(quick_result: dict) -> str:
     emb = generic.get("embedding_diversity")
     part = f" · embedding diversity {emb:.2f}" if isinstance(emb, float) else ""
     return f"{quick_result.get('n', '?')} answers{part} · judging…"
+
+
+def novelty_by_category(conversation) -> dict[str, dict]:
+    """Per category letter: turns measured, regenerations, and how many of them were functionally new
+    (answer j counts as new when the judge found it equivalent to none of the answers before it)."""
+    out: dict[str, dict] = {}
+    for turn in conversation.turns:
+        report = report_from_variants(turn.variants)
+        if report is None or report.n < 2:
+            continue
+        new = sum(1 for j in range(1, report.n) if not any(report.pairwise[i][j] for i in range(j)))
+        stats = out.setdefault(report.category or "other", {"turns": 0, "regenerations": 0, "new": 0})
+        stats["turns"] += 1
+        stats["regenerations"] += report.n - 1
+        stats["new"] += new
+    return out

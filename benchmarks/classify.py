@@ -1,0 +1,241 @@
+"""Task classification: accuracy, macro-F1, per-category recall, confusion matrix, latency.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/classify.py                 # local, held-out set
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/classify.py --data FILE     # any labelled set
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/classify.py --method llm --backend NAME
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/classify.py --cv            # how the head was chosen
+
+--data: JSON lines with "prompt" and "category" ("A".."H" or "other"); default
+tests/data/classify_heldout.jsonl, which is never used for training or tuning.
+Also classifies NoveltyBench's curated prompts (mapped as method.md section 8 says)
+and reports accuracy on the clear mappings: Random -> C, Creativity -> G, Subjective -> H.
+Targets (local): accuracy >= 85%, warm median <= 20 ms per prompt on 2 cores.
+Latency is per single prompt, as the app classifies, against embed() of the same
+prompt alone (the floor) measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+HELD_OUT = ROOT / "tests" / "data" / "classify_heldout.jsonl"
+NOVELTYBENCH = ROOT.parent / "shared" / "data" / "noveltybench-curated.jsonl"
+CLEAR = {"Random Generation & Selection": "C", "Creativity": "G", "Subjective Rankings & Opinions": "H"}
+MOSTLY = {"Factual Knowledge": "B", "Character & Entity Naming": "G", "Product & Purchase Recommendations": "H"}
+LABELS = ["A", "B", "C", "D", "E", "F", "G", "H", "other"]
+
+
+def load(path: Path, label_key: str = "category") -> list[tuple[str, str]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(r["prompt"], r[label_key]) for r in rows]
+
+
+def report(gold: list[str], pred: list[str], title: str) -> None:
+    labels = [label for label in LABELS if label in gold or label in pred]
+    n = len(gold)
+    accuracy = sum(g == p for g, p in zip(gold, pred)) / n
+    f1s, lines = [], []
+    for label in labels:
+        tp = sum(g == p == label for g, p in zip(gold, pred))
+        support = gold.count(label)
+        predicted = pred.count(label)
+        recall = tp / support if support else 0.0
+        precision = tp / predicted if predicted else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        if support:
+            f1s.append(f1)
+            lines.append(f"  {label:>5}  recall {recall:6.1%}  precision {precision:6.1%}  f1 {f1:.2f}  (n={support})")
+    print(f"\n== {title}: {n} prompts")
+    print(f"accuracy {accuracy:.1%}   macro-F1 {statistics.mean(f1s):.3f}")
+    print("\n".join(lines))
+    print("confusion (rows: true, columns: predicted)")
+    print("        " + "".join(f"{label:>6}" for label in labels))
+    for g in labels:
+        if gold.count(g):
+            print(f"  {g:>5} " + "".join(f"{sum(x == g and y == p for x, y in zip(gold, pred)):6d}" for p in labels))
+
+
+def mistakes(prompts, gold, pred, limit: int) -> None:
+    wrong = [(g, p, t) for t, g, p in zip(prompts, gold, pred) if g != p]
+    if wrong and limit:
+        print(f"first {min(limit, len(wrong))} of {len(wrong)} mistakes (true -> predicted):")
+        for g, p, t in wrong[:limit]:
+            print(f"  {g:>5} -> {p:<5} {t[:90]}")
+
+
+def run_local(prompts: list[str]) -> tuple[list[str], list[float]]:
+    from taskdiv_chat.classify import get_local_classifier
+
+    classifier = get_local_classifier()
+    letters, times = [], []
+    for text in prompts:
+        started = time.perf_counter()
+        letters.append(classifier.classify(text).letter)
+        times.append(time.perf_counter() - started)
+    return letters, times
+
+
+def run_turns(prompts: list[str], method: str, backend_name: str | None) -> tuple[list[str], list[float], dict]:
+    from taskdiv_chat.backends import make_backend
+    from taskdiv_chat.classify import classify_turn
+    from taskdiv_chat.config import load_settings
+
+    settings = load_settings()
+
+    async def go():
+        backend = make_backend(settings, backend_name)
+        letters, times, methods = [], [], {}
+        try:
+            for text in prompts:
+                started = time.perf_counter()
+                result = await classify_turn(text, settings=settings, backend_name=backend_name, backend=backend,
+                                             method=method)
+                times.append(time.perf_counter() - started)
+                letters.append(result.letter)
+                methods[result.method] = methods.get(result.method, 0) + 1
+        finally:
+            await backend.aclose()
+        return letters, times, methods
+
+    return asyncio.run(go())
+
+
+def ms(values: list[float]) -> str:
+    values = sorted(values)
+    p90 = values[int(0.9 * (len(values) - 1))]
+    return f"median {statistics.median(values) * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms"
+
+
+def cross_validate() -> None:
+    """The evidence behind taskdiv_chat/classify/local.py's choices, on the training exemplars only."""
+    import warnings
+
+    import numpy as np
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import RepeatedStratifiedKFold
+    from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
+
+    from taskdiv_chat.classify.local import TOKENS, _cached_embeddings, load_exemplars
+
+    warnings.filterwarnings("ignore")
+    pairs = load_exemplars()
+    texts = np.array([p for p, _ in pairs])
+    y = np.array([label for _, label in pairs])
+    X = _cached_embeddings(list(texts))
+    folds = list(RepeatedStratifiedKFold(n_splits=5, n_repeats=3, random_state=0).split(X, y))
+    print(f"\n== 5-fold x 3 cross-validation on the {len(y)} training exemplars")
+
+    def score(name, make, words=False, threshold=0.0):
+        accs, f1s = [], []
+        for train, test in folds:
+            a, b = X[train], X[test]
+            if words:
+                vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=TOKENS)
+                a = hstack([csr_matrix(a), vec.fit_transform(texts[train])]).tocsr()
+                b = hstack([csr_matrix(b), vec.transform(texts[test])]).tocsr()
+            model = make().fit(a, y[train])
+            pred = model.predict(b)
+            if threshold:
+                pred = np.where(model.predict_proba(b).max(1) < threshold, "other", pred)
+            accs.append((pred == y[test]).mean())
+            f1s.append(f1_score(y[test], pred, average="macro"))
+        print(f"  {name:44s} accuracy {np.mean(accs):.3f}  macro-F1 {np.mean(f1s):.3f}")
+
+    score("nearest centroid (embeddings)", NearestCentroid)
+    score("kNN k=9, cosine (embeddings)", lambda: KNeighborsClassifier(9, metric="cosine", weights="distance"))
+    for c in (1, 20):
+        score(f"logistic C={c} (embeddings)", lambda c=c: LogisticRegression(C=c, max_iter=5000))
+    for c in (5, 20, 50):
+        score(f"logistic C={c} (embeddings + words)", lambda c=c: LogisticRegression(C=c, max_iter=5000), True)
+    for t in (0.2, 0.3, 0.4, 0.5):
+        score(f"logistic C=20 (embeddings + words), other<{t}",
+              lambda: LogisticRegression(C=20, max_iter=5000), True, t)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=HELD_OUT, help="labelled JSON lines (prompt, category)")
+    parser.add_argument("--method", choices=("local", "llm", "auto"), default="local")
+    parser.add_argument("--backend", help="backend for llm/auto (default: the config's default_backend)")
+    parser.add_argument("--cv", action="store_true", help="also cross-validate the head choices on the exemplars")
+    parser.add_argument("--no-noveltybench", action="store_true")
+    parser.add_argument("--show-mistakes", type=int, default=15, metavar="N")
+    args = parser.parse_args()
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    print(f"cores {os.cpu_count()}, torch threads {torch.get_num_threads()}, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, method {args.method}")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("TASKDIV_CACHE_DIR", tmp)  # a cold cache unless the caller chose one
+        from taskdiv_chat import embeddings
+        from taskdiv_chat.classify import get_local_classifier
+
+        started = time.perf_counter()
+        embeddings.get_model()
+        loaded = time.perf_counter() - started
+        get_local_classifier().warm_up().join()
+        fitted = time.perf_counter() - started - loaded
+        print(f"cold start: embedding model {loaded:.1f} s, exemplars embedded + head trained {fitted:.1f} s "
+              "(both in the background in the app)")
+
+        data = load(args.data)
+        prompts = [p for p, _ in data]
+        gold = [g for _, g in data]
+        if args.method == "local":
+            pred, times = run_local(prompts)
+            methods = {"local": len(pred)}
+        else:
+            pred, times, methods = run_turns(prompts, args.method, args.backend)
+        report(gold, pred, f"{args.data.name} ({args.method})")
+        mistakes(prompts, gold, pred, args.show_mistakes)
+        print("methods used: " + ", ".join(f"{k} {v}" for k, v in methods.items()))
+
+        # Latency, warm: the same prompts again, one at a time, against embed() alone.
+        floor = []
+        for text in prompts:
+            t0 = time.perf_counter()
+            embeddings.embed([text])
+            floor.append(time.perf_counter() - t0)
+        if args.method == "local":
+            _, times = run_local(prompts)
+        print(f"\nlatency per prompt ({args.method}, warm): {ms(times)}")
+        print(f"embed() alone, same prompts (floor):   {ms(floor)}; "
+              f"ratio of medians {statistics.median(times) / statistics.median(floor):.2f}")
+
+        if not args.no_noveltybench and NOVELTYBENCH.exists():
+            rows = load(NOVELTYBENCH)
+            nb_prompts = [p for p, _ in rows]
+            nb_pred = (run_local(nb_prompts)[0] if args.method == "local"
+                       else run_turns(nb_prompts, args.method, args.backend)[0])
+            clear = [(p, CLEAR[label], nb) for (p, label), nb in zip(rows, nb_pred) if label in CLEAR]
+            report([g for _, g, _ in clear], [x for _, _, x in clear],
+                   "NoveltyBench curated, clear mappings (Random->C, Creativity->G, Subjective->H)")
+            mistakes([p for p, _, _ in clear], [g for _, g, _ in clear], [x for _, _, x in clear],
+                     args.show_mistakes)
+            print("looser mappings (method.md: 'mostly'):")
+            for label, letter in MOSTLY.items():
+                got = [x for (_, lab), x in zip(rows, nb_pred) if lab == label]
+                spread = ", ".join(f"{k} {got.count(k)}" for k in LABELS if got.count(k))
+                print(f"  {label} -> {letter}: {got.count(letter)}/{len(got)}  ({spread})")
+        if args.cv:
+            cross_validate()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
