@@ -205,17 +205,27 @@ def main() -> int:
         mistakes(prompts, gold, pred, args.show_mistakes)
         print("methods used: " + ", ".join(f"{k} {v}" for k, v in methods.items()))
 
-        # Latency, warm: the same prompts again, one at a time, against embed() alone.
-        floor = []
-        for text in prompts:
+        # Latency, warm: each prompt alone, interleaved with its floor (embed() alone) so load changes hit both.
+        from taskdiv_chat.classify.local import _one_thread
+
+        def timed(fn, text) -> float:
             t0 = time.perf_counter()
-            embeddings.embed([text])
-            floor.append(time.perf_counter() - t0)
-        if args.method == "local":
-            _, times = run_local(prompts)
-        print(f"\nlatency per prompt ({args.method}, warm): {ms(times)}")
-        print(f"embed() alone, same prompts (floor):   {ms(floor)}; "
-              f"ratio of medians {statistics.median(times) / statistics.median(floor):.2f}")
+            fn(text)
+            return time.perf_counter() - t0
+
+        classifier = get_local_classifier()
+        floor, default_threads, local_times = [], [], []
+        for text in prompts:
+            with _one_thread():
+                floor.append(timed(lambda t: embeddings.embed([t]), text))
+            local_times.append(timed(classifier.classify, text))
+            default_threads.append(timed(lambda t: embeddings.embed([t]), text))
+        if args.method != "local":
+            print(f"\nlatency per prompt ({args.method}, end to end): {ms(times)}")
+        print(f"\nlatency per prompt (local, warm): {ms(local_times)}")
+        print(f"embed() alone on one thread, as classify does (floor): {ms(floor)}; "
+              f"ratio of medians {statistics.median(local_times) / statistics.median(floor):.2f}")
+        print(f"embed() alone with torch's default {torch.get_num_threads()} threads: {ms(default_threads)}")
 
         if not args.no_noveltybench and NOVELTYBENCH.exists():
             rows = load(NOVELTYBENCH)

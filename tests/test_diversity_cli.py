@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from taskdiv_chat.commands import diversity
+from taskdiv_chat.cli import main
 from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.store import Store
 
 
 def run(argv: list[str]) -> int:
-    """The diversity commands as `taskdiv-chat` parses them (global --config/--backend, then the subcommand)."""
-    parser = argparse.ArgumentParser(prog="taskdiv-chat")
-    parser.add_argument("--config")
-    parser.add_argument("--backend")
-    diversity.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """What `taskdiv-chat ARGV...` does."""
+    return main(argv)
 
 
 @pytest.fixture
@@ -112,11 +106,11 @@ def test_judge_command_names_the_bad_line(tmp_path, capsys):
     assert f"{pairs}:2: needs string fields response_1 and response_2" in capsys.readouterr().err
 
 
-CALLS = {"n": 0}
+ANSWERS = iter(["Collect rainwater in barrels for the garden.", "Take shorter showers with a timer.",
+                "Fix leaking taps and pipes.", "Install a dual-flush toilet.", "Reuse cooking water for plants."] * 10)
 
 
 def bench_server(body: dict) -> Reply:
-    CALLS["n"] += 1
     text = body["messages"][-1]["content"]
     if "functionally equivalent" in text:
         return Reply("NO")
@@ -126,9 +120,8 @@ def bench_server(body: dict) -> Reply:
         return Reply("4")
     system = next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
     if system:
-        return Reply("Response 1: alpha idea\n\nResponse 2: beta idea")
-    return Reply(["Collect rainwater in barrels for the garden.", "Take shorter showers with a timer.",
-                  "Fix leaking taps and pipes."][CALLS["n"] % 3])
+        return Reply("Response 1: harvest rain\n\nResponse 2: shorter showers")
+    return Reply(next(ANSWERS))  # every generation request gets another idea
 
 
 def test_bench_runs_resumes_and_writes_report_and_chart(fake_config, tmp_path, capsys):
@@ -183,3 +176,28 @@ def test_noveltybench_file_reads_with_mapped_categories():
     prompts = read_prompts(path)
     assert len(prompts) == 100
     assert {p.category for p in prompts} <= {"B", "C", "G", "H"}
+
+
+@pytest.mark.slow
+def test_sample_offline_on_the_embedded_model_with_the_local_judge(capsys):
+    assert run(["sample", "Name a country in Africa.", "-n", "2", "--category", "B", "--strategy", "anchored-icr",
+                "--max-tokens", "16", "--json", "--no-save"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["backend"] == "local" and len(data["answers"]) == 2
+    assert all(a["text"] for a in data["answers"])
+    assert data["report"]["judge"].startswith("local") and data["report"]["unique"] in (1, 2)
+
+
+def test_sample_classifies_the_prompt_when_no_category_is_given(fake_config, capsys):
+    def server(body: dict) -> Reply:
+        text = body["messages"][-1]["content"]
+        if text.startswith("Classify the user prompt"):
+            return Reply("D")
+        return Reply("Subtract 7 from both sides: 3x = 15, so x = 5." if len(body["messages"]) == 1
+                     else "Guess and check: x = 4 gives 19 and x = 5 gives 22, so x = 5.")
+
+    fake_config.responder = server
+    assert run(["sample", "Solve 3x + 7 = 22.", "-n", "2", "--judge", "local", "--no-save"]) == 0
+    out = capsys.readouterr().out
+    assert "category: D Problem-Solving Objective" in out
+    assert "final answers: 5, 5 (agree)" in out and "verdict: GOOD" in out

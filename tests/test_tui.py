@@ -399,3 +399,58 @@ async def test_brainstorm_adds_several_variants(fake_server, fake_backend_settin
         variants = store_of(app).load_conversation(app.screen.conversation_id).turns[0].variants
         assert [v.strategy for v in variants] == ["first"] + ["anchored-system"] * 3
         await wait_for(pilot, lambda: answer.badge.has_class("-good"), timeout=60, what="badge")
+
+
+async def test_autoscroll_only_while_at_the_bottom(fake_server, fake_backend_settings):
+    lines = [f"Line {i} of a long answer.\n\n" for i in range(120)]
+    fake_server.responder = Script(["Short first answer.", Reply(chunks=lines, chunk_delay=0.02)])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        chat = app.screen.chat
+        await send(pilot, "first")
+        app.screen.prompt.area.load_text("second")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: chat.max_scroll_y > 20, what="a screenful")
+        assert chat.scroll_y == chat.max_scroll_y  # following the stream
+        chat.scroll_home(animate=False)  # the user scrolls up to read
+        await pilot.pause(0.3)
+        assert app.screen.answering and chat.scroll_y == 0 and chat.max_scroll_y > 20
+        chat.scroll_end(animate=False)  # back at the bottom: follows again
+        await wait_for(pilot, lambda: not app.screen.answering, what="end")
+        await pilot.pause(0.2)
+        assert chat.scroll_y == chat.max_scroll_y
+
+
+async def test_copy_answer_and_code_block(fake_server, fake_backend_settings):
+    reply = "Two blocks:\n\n```python\nprint(1)\n```\n\nand\n\n```sh\necho two\n```\n"
+    fake_server.responder = Script([reply])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = await send(pilot, "code please")
+        await pilot.press("alt+c")
+        assert app.clipboard == reply
+        answer.focus()
+        await pilot.press("k")  # two blocks: pick one
+        await pilot.pause()
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.clipboard == "echo two"
+
+
+async def test_palette_lists_every_action_and_switches_strategy(fake_server, fake_backend_settings):
+    fake_server.responder = Script(["ok"])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        for title in ("Regenerate", "Brainstorm variants", "Stop answer", "Retry", "Category override",
+                      "Previous variant", "Next variant", "Diversity detail", "Homogenization view", "Copy answer",
+                      "Copy code block", "New conversation", "Search conversations", "Rename conversation",
+                      "Delete conversation", "Export as Markdown", "Export as JSON", "Theme", "Help: keys"):
+            assert title in commands, title
+        assert "Strategy: anchored-icr (current)" in commands
+        commands["Strategy: general-icr"].callback()
+        assert app.strategy == "general-icr"
+        assert "general-icr" in str(app.screen.status.query_one("#strategy").render())

@@ -23,6 +23,18 @@ def app_for(settings) -> TaskdivApp:
     return TaskdivApp(settings, warm_up=False)
 
 
+async def _classified(pilot, letter: str) -> None:
+    """Wait for the model's classification (the local classifier may paint the chip first)."""
+    app = pilot.app
+
+    def done() -> bool:
+        turn = app.store.load_conversation(app.screen.conversation_id).turns[-1]
+        return (turn.user.category or {}).get("method") == "llm" and app.screen.chat.query(
+            "UserMessage").last().chip.letter == letter
+
+    await wait_for(pilot, done, timeout=60, what="classification")
+
+
 async def _ready(pilot) -> None:
     await started(pilot)
     pilot.app.screen.prompt.area.cursor_blink = False
@@ -39,8 +51,7 @@ def test_conversation_with_answer(snap_compare, fake_server, fake_backend_settin
     async def run_before(pilot) -> None:
         await _ready(pilot)
         await send(pilot, "Write a short story about a lighthouse")
-        chip = pilot.app.screen.chat.query("UserMessage").last().chip
-        await wait_for(pilot, lambda: chip.letter is not None, what="chip")
+        await _classified(pilot, "G")
         await pilot.pause(0.2)
 
     assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
@@ -63,8 +74,7 @@ def test_category_picker(snap_compare, fake_server, fake_backend_settings):
     async def run_before(pilot) -> None:
         await _ready(pilot)
         await send(pilot, "What is the capital of France?")
-        chip = pilot.app.screen.chat.query("UserMessage").last().chip
-        await wait_for(pilot, lambda: chip.letter is not None, what="chip")
+        await _classified(pilot, "A")
         await pilot.press("ctrl+t")
         await pilot.pause(0.2)
 
@@ -81,6 +91,7 @@ def _regenerated_three_times(fake_server, press: str | None):
     async def run_before(pilot) -> None:
         await _ready(pilot)
         answer = await send(pilot, "Write a short story")
+        await _classified(pilot, "G")
         for n in (2, 3, 4):
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: len(answer.variants) == n and not pilot.app.screen.answering, what="regen")

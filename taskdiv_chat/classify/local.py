@@ -8,7 +8,7 @@ made by cross-validation on those exemplars only (`benchmarks/classify.py --cv`)
   sees the topic, the words see the request form ("name a", "pick a random", "should I");
 - an "other" class of exemplars, plus "other" when no class reaches OTHER_BELOW.
 
-Embedding the exemplars takes 1-10 s on 2 busy cores, so their vectors are cached
+Embedding the exemplars takes 2-5 s, so their vectors are cached
 in the cache dir, keyed by a hash of the exemplars and the model.
 """
 
@@ -82,7 +82,8 @@ def _cached_embeddings(texts: list[str]) -> np.ndarray:
             return vectors
     except (OSError, ValueError):
         pass
-    vectors = embeddings.embed(texts)
+    with _one_thread():  # also the faster choice for this batch when the other core is busy
+        vectors = embeddings.embed(texts)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(".tmp.npy")

@@ -62,18 +62,9 @@ def _positive(value: str) -> int:
 
 
 async def _classify(prompt: str, settings, backend_name: str, override: str | None):
-    from ..classify.result import Classification, normalize_letter
+    from ..classify import classify_turn
 
-    if override:
-        letter = normalize_letter(override)
-        if letter is None:
-            raise ValueError(f"unknown category {override!r}; use A-H or other")
-        return Classification(letter, 1.0, "override", "given on the command line")
-    try:
-        from ..classify import classify_turn
-    except ImportError:
-        raise ValueError("the classifier is not available in this build; pass --category LETTER") from None
-    return await classify_turn(prompt, settings=settings, backend_name=backend_name)
+    return await classify_turn(prompt, settings=settings, backend_name=backend_name, override=override)
 
 
 async def _sample(args, out) -> int:

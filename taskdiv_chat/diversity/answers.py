@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .text import NUMBER_WORDS, STOPWORDS, FILLER, content_words, fold, names, normalize_answer, numbers, sentences, stem, words
+from .text import FILLER, NUMBER_WORDS, STOPWORDS, content_words, normalize_answer, numbers, sentences, stem, words
 
 _MARKERS = (
     re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}"),
@@ -24,10 +24,12 @@ _NEGATION = re.compile(
     r"\bunlike|\bcontrary to|\bmisconception|\bthinks?|\bbelieved?|\bassumed?|\bconfuse)"
     r"\W+(?:\w+\W+){0,2}$"
 )
-_YESNO_START = re.compile(r"(?i)^\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may|must)\b")
-_NUMBER_Q = re.compile(r"(?i)\b(?:how (?:many|much|old|far|long|tall|big|high|fast|heavy|deep|large|wide)|what year|which year|"
-                       r"in what year|what percentage|what percent|calculate|compute|what is the (?:sum|product|value|number)|"
-                       r"population|speed of|boiling point|melting point|age of)\b")
+_YESNO_START = re.compile(r"(?i)^\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|"
+                          r"shall|may|must)\b")
+_NUMBER_Q = re.compile(r"(?i)\b(?:how (?:many|much|old|far|long|tall|big|high|fast|heavy|deep|large|wide)|"
+                       r"what year|which year|in what year|what percentage|what percent|calculate|compute|"
+                       r"what is the (?:sum|product|value|number)|population|speed of|boiling point|melting point|"
+                       r"age of)\b")
 _WHEN_Q = re.compile(r"(?i)\b(?:when|what year|which year|in what year|what date|what century)\b")
 _RANGES = re.compile(
     r"(?i)(?:for |with |giving |making )?(?:a |the )?(?:total|sum)(?: of| is| =|:)?\s*\d+|"
@@ -73,10 +75,6 @@ def _not_negated(text: str, start: int) -> bool:
     return not _NEGATION.search(text[max(0, start - 40):start])
 
 
-def _spans(pattern: re.Pattern, text: str) -> list[tuple[int, str]]:
-    return [(m.start(), m.group(0)) for m in pattern.finditer(text)]
-
-
 def _prompt_terms(prompt: str) -> tuple[set[str], set[str]]:
     return {stem(w) for w in words(prompt)}, set(numbers(prompt))
 
@@ -107,7 +105,8 @@ def fact_candidates(text: str, prompt: str = "") -> list[str]:
             value = normalize_answer(token)
             if value and value not in prompt_numbers and _not_negated(head, start):
                 found.append(value)
-        months = re.findall(r"(?i)\b(january|february|march|april|may|june|july|august|september|october|november|december)\b", head)
+        months = re.findall(r"(?i)\b(january|february|march|april|may|june|july|august|september|october|"
+                            r"november|december)\b", head)
         found += [m.lower() for m in months[:1]]
     if kind == "name" or not found:
         for match in re.finditer(r"\b[A-Z][\w'’-]*(?:\s+(?:of|de|la|du|the|and|von|van|da)?\s*[A-Z][\w'’-]*)*", head):
@@ -245,11 +244,12 @@ def outcome_candidates(text: str, prompt: str = "") -> list[str]:
         return coins
     if re.search(r"(?i)\bletters?\b", prompt):
         letters = re.findall(r"(?<![\w'’])([A-Z])(?![\w'’])", cleaned)
-        letters = [l for l in letters if l not in ("I", "A") or len(set(letters)) == 1]
+        letters = [c for c in letters if c not in ("I", "A") or len(set(letters)) == 1]  # "I" and "A" are words
         if letters:
-            return [l.lower() for l in letters]
+            return [c.lower() for c in letters]
     nums = [n for n in numbers(cleaned) if n not in prompt_numbers or not prompt_numbers]
-    nums = [n for n in nums if not (n == "1" and re.search(r"(?i)\b(?:a|one) (?:die|dice|number|card)\b", cleaned) and len(nums) > 1)]
+    if len(nums) > 1 and re.search(r"(?i)\b(?:a|one) (?:die|dice|number|card)\b", cleaned):
+        nums = [n for n in nums if n != "1"]  # "one die" is not a roll of 1
     if nums:
         return nums
     return pick_candidates(body, prompt)

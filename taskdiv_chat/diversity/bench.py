@@ -257,6 +257,10 @@ async def run_bench(settings: Settings, prompts: list[BenchPrompt], out_dir: str
 
     started = time.monotonic()
     try:
+        if work:  # load the embedding model before requests are in flight, not in the middle of them
+            from ..embeddings import get_model
+
+            await asyncio.to_thread(get_model)
         await asyncio.gather(*(one(p, s) for p, s in work))
     finally:
         await close_judge(judge)

@@ -9,6 +9,7 @@ while the judge is still working.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
@@ -76,7 +77,10 @@ class DiversityReport:
 
 
 def quick_report(answers: list[str]) -> dict:
-    """Generic metrics only (no judge): vocabulary/embedding diversity, compression ratio, similarity matrix."""
+    """Generic metrics only (no judge): vocabulary/embedding diversity, compression ratio, similarity matrix.
+
+    Synchronous and CPU-bound: from an event loop, run it with asyncio.to_thread.
+    """
     sim = similarity_matrix(answers)
     return {"n": len(answers), "generic": generic_metrics(answers, sim),
             "similarity": [[round(float(x), 4) for x in row] for row in sim]}
@@ -159,7 +163,9 @@ async def analyze(prompt: str, category: Category | None, answers: list[str], ju
         newest_is_new = not dups
         newest_dup = dups[0] if dups else None
 
-    sim = similarity_matrix(answers)
+    # Embedding is CPU work (and a ~9 s model load the first time): keep it off the event loop.
+    sim = await asyncio.to_thread(similarity_matrix, answers)
+    generic = await asyncio.to_thread(generic_metrics, answers, sim)
     letter = category.letter if category else None
     agree, finals = _agreement(letter, prompt, answers)
     status, reason, badge = verdict(category, n, len(groups), agree)
@@ -168,6 +174,6 @@ async def analyze(prompt: str, category: Category | None, answers: list[str], ju
         wants=(category.wants.value if category else Wants.DIFFERENT.value),
         n=n, groups=groups, unique=len(groups), newest_is_new=newest_is_new, newest_duplicates=newest_dup,
         pairwise=equal, similarity=[[round(float(x), 4) for x in row] for row in sim],
-        generic=generic_metrics(answers, sim), answers_agree=agree, final_answers=finals,
+        generic=generic, answers_agree=agree, final_answers=finals,
         status=status, reason=reason, badge_text=badge, judge=judge_name, reasons=reasons,
     )

@@ -12,7 +12,6 @@ from typing import Iterable
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from .. import config
 from ..config import STRATEGIES, Settings
 from . import bindings
 from .state import initial_theme, save_state
@@ -167,8 +166,3 @@ def run_app(args) -> int:
     app = TaskdivApp(settings, backend_name)
     app.run()
     return app.return_code or 0
-
-
-def config_hint(settings: Settings) -> str:
-    """How to switch from the embedded demo model to a real server."""
-    return f"demo model · real server: set default_backend in {config.config_path()} (taskdiv-chat config init)"

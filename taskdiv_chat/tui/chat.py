@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TextArea
 
 from .. import taxonomy
+from .. import config
 from ..config import data_dir
 from . import bindings, services
 from .state import load_state, save_state
@@ -97,11 +98,13 @@ class ChatScreen(Screen):
         app = self.app
         cfg = app.backend_config
         model = cfg.model or "?"
-        label = model_label(f"{'local' if self.is_local else app.backend_name}",
-                            model.replace("-Instruct", "") if self.is_local else model, self.is_local)
-        from .app import config_hint
-
-        self.status.set_backend(label, config_hint(app.settings) if self.is_local else "")
+        self.status.set_backend(model_label(app.backend_name, model, self.is_local),
+                                "real server: taskdiv-chat config init" if self.is_local else "")
+        if self.is_local:
+            self.status.query_one("#hint").tooltip = (
+                f"The embedded SmolLM2-135M is a demo: fast, offline, weak. For real answers add a server "
+                f"(Ollama, vLLM, llama.cpp, OpenAI...) in {config.config_path()} and set default_backend to it; "
+                f"`taskdiv-chat config init` writes an example.")
         self.status.set_context(0, cfg.context_window)
         self.status.set_strategy(app.strategy)
         self.status.set_activity("")

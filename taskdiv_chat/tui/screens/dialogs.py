@@ -16,17 +16,18 @@ from .. import bindings
 
 _CLOSE = [Binding("escape", "dismiss_none", "Close", id="close_dialog", show=False)]
 
-DIALOG_CSS = """
-ModalScreen { align: center middle; }
-ModalScreen > Vertical { width: 80%; max-width: 100; height: auto; max-height: 90%;
-    border: round $primary; background: $surface; padding: 0 1; }
-ModalScreen .title { text-style: bold; color: $primary; margin-bottom: 1; width: 1fr; }
-ModalScreen .hint { color: $text-muted; margin-top: 1; }
-"""
+def dialog_css(name: str, extra: str = "") -> str:
+    """The shared look of the dialogs; Textual scopes a screen's DEFAULT_CSS to its own type name."""
+    return f"""
+    {name} {{ align: center middle; }}
+    {name} > Vertical {{ width: 80%; max-width: 100; height: auto; max-height: 90%;
+        border: round $primary; background: $surface; padding: 0 1; }}
+    {name} .title {{ text-style: bold; color: $primary; margin-bottom: 1; width: 1fr; }}
+    {name} .hint {{ color: $text-muted; margin-top: 1; }}
+    """ + extra
 
 
 class _Dialog(ModalScreen):
-    DEFAULT_CSS = DIALOG_CSS
     BINDINGS = _CLOSE
 
     def action_dismiss_none(self) -> None:
@@ -36,10 +37,10 @@ class _Dialog(ModalScreen):
 class HelpScreen(_Dialog):
     """Every key binding, after the user's [ui.keymap] is applied."""
 
-    DEFAULT_CSS = DIALOG_CSS + """
+    DEFAULT_CSS = dialog_css("HelpScreen", """
     HelpScreen > Vertical { max-width: 110; height: 90%; }
     HelpScreen DataTable { height: 1fr; }
-    """
+    """)
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -61,9 +62,9 @@ class HelpScreen(_Dialog):
 class CategoryPicker(_Dialog):
     """Pick a category (or "other") for a turn; returns the letter, "other", or None when cancelled."""
 
-    DEFAULT_CSS = DIALOG_CSS + """
+    DEFAULT_CSS = dialog_css("CategoryPicker", """
     CategoryPicker OptionList { height: auto; max-height: 20; }
-    """
+    """)
 
     def __init__(self, current: str | None) -> None:
         super().__init__()
@@ -97,6 +98,8 @@ class CategoryPicker(_Dialog):
 class TextPrompt(_Dialog):
     """Ask for one line of text (rename); returns the text or None."""
 
+    DEFAULT_CSS = dialog_css("TextPrompt")
+
     def __init__(self, title: str, value: str = "") -> None:
         super().__init__()
         self.title_text = title
@@ -116,9 +119,9 @@ class TextPrompt(_Dialog):
 class ChoiceList(_Dialog):
     """Pick one of several texts (e.g. which code block to copy); returns its index or None."""
 
-    DEFAULT_CSS = DIALOG_CSS + """
+    DEFAULT_CSS = dialog_css("ChoiceList", """
     ChoiceList OptionList { height: auto; max-height: 20; }
-    """
+    """)
 
     def __init__(self, title: str, choices: list[str]) -> None:
         super().__init__()
@@ -140,6 +143,8 @@ class ChoiceList(_Dialog):
 
 class TextViewer(_Dialog):
     """A scrollable read-only text (e.g. an exported file's path and preview)."""
+
+    DEFAULT_CSS = dialog_css("TextViewer")
 
     def __init__(self, title: str, text: str) -> None:
         super().__init__()

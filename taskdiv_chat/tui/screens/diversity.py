@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Label, Static
 
 from ... import taxonomy
 from .. import services
-from .dialogs import DIALOG_CSS
+from .dialogs import dialog_css
 
 # Colours told apart on dark and light themes; group k of a turn gets GROUP_COLORS[k].
 GROUP_COLORS = ("#4c8dd6", "#d1508a", "#3aa58a", "#d67a3c", "#8e6cd1", "#c9a227", "#5a9bb0", "#7fa83a",
@@ -41,13 +41,13 @@ class DetailScreen(ModalScreen):
     """Groups, which earlier answer the newest duplicates, the pairwise verdicts and similarities, generic metrics."""
 
     BINDINGS = _CLOSE
-    DEFAULT_CSS = DIALOG_CSS + """
+    DEFAULT_CSS = dialog_css("DetailScreen", """
     DetailScreen > Vertical { max-width: 110; height: 90%; }
     DetailScreen VerticalScroll { height: 1fr; }
     DetailScreen .section { text-style: bold; margin-top: 1; }
     DetailScreen .good { color: $success; } DetailScreen .warning { color: $warning; } DetailScreen .bad { color: $error; }
     DetailScreen DataTable { height: auto; max-height: 14; margin-top: 1; }
-    """
+    """)
 
     def __init__(self, turn, report) -> None:
         super().__init__()
@@ -120,13 +120,13 @@ class HomogenizationScreen(ModalScreen):
     regeneration produced something functionally new in this conversation."""
 
     BINDINGS = _CLOSE
-    DEFAULT_CSS = DIALOG_CSS + """
+    DEFAULT_CSS = dialog_css("HomogenizationScreen", """
     HomogenizationScreen > Vertical { width: 96%; max-width: 200; height: 94%; }
     HomogenizationScreen #columns { height: 1fr; }
     HomogenizationScreen .column { width: 1fr; border: round $panel; padding: 0 1; }
     HomogenizationScreen .column-head { text-style: bold; color: #ffffff; padding: 0 1; }
     HomogenizationScreen #novelty { height: auto; max-height: 12; margin-top: 1; }
-    """
+    """)
 
     def __init__(self, conversation, turn_id: int | None) -> None:
         super().__init__()

@@ -40,8 +40,10 @@ class VariantView:
 
 
 def model_label(backend: str, model: str, is_local: bool) -> str:
-    label = f"{backend} · {model}" if model else backend
-    return label + " (demo quality)" if is_local else label
+    """"fake · test-model"; the embedded model is labelled for what it is: "local · SmolLM2-135M (demo quality)"."""
+    if is_local:
+        return f"{backend} · {model.replace('-Instruct', '')} (demo quality)"
+    return f"{backend} · {model}" if model else backend
 
 
 class CategoryChip(Static):
@@ -192,7 +194,7 @@ class AssistantMessage(Vertical, can_focus=True):
     AssistantMessage { height: auto; margin: 1 1 0 1; padding: 0 0; }
     AssistantMessage:focus { background: $boost; }
     AssistantMessage #footer { height: 1; padding: 0 1; }
-    AssistantMessage #meta { width: auto; color: $text-muted; }
+    AssistantMessage #meta { width: 1fr; height: 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     AssistantMessage #cutoff { width: auto; color: $warning; margin-left: 1; }
     AssistantMessage #error-box { height: auto; display: none; padding: 0 1; }
     AssistantMessage #error-box.-shown { display: block; }
