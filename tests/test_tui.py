@@ -12,11 +12,10 @@ import asyncio
 import json
 import re
 
-import pytest
 from textual import events
 
 from taskdiv_chat import taxonomy
-from taskdiv_chat.config import BackendConfig, Settings
+from taskdiv_chat.config import Settings
 from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.store import Store
 from taskdiv_chat.tui.app import TaskdivApp

@@ -6,9 +6,7 @@ Regenerate after an intended UI change with:
 
 from __future__ import annotations
 
-import pytest
 
-from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.tui.app import TaskdivApp
 
 from test_tui import Script, send, started, wait_for
@@ -35,6 +33,14 @@ async def _classified(pilot, letter: str) -> None:
     await wait_for(pilot, done, timeout=60, what="classification")
 
 
+def _freeze_times(pilot) -> None:
+    """Answer times are wall-clock: show a fixed one so snapshots compare."""
+    for answer in pilot.app.screen_stack[0].chat.query("AssistantMessage"):
+        for variant in answer.variants:
+            variant.seconds = 1.0
+        answer.refresh_footer()
+
+
 async def _ready(pilot) -> None:
     await started(pilot)
     pilot.app.screen.prompt.area.cursor_blink = False
@@ -52,6 +58,7 @@ def test_conversation_with_answer(snap_compare, fake_server, fake_backend_settin
         await _ready(pilot)
         await send(pilot, "Write a short story about a lighthouse")
         await _classified(pilot, "G")
+        _freeze_times(pilot)
         await pilot.pause(0.2)
 
     assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
@@ -75,6 +82,7 @@ def test_category_picker(snap_compare, fake_server, fake_backend_settings):
         await _ready(pilot)
         await send(pilot, "What is the capital of France?")
         await _classified(pilot, "A")
+        _freeze_times(pilot)
         await pilot.press("ctrl+t")
         await pilot.pause(0.2)
 
@@ -97,6 +105,7 @@ def _regenerated_three_times(fake_server, press: str | None):
             await wait_for(pilot, lambda: len(answer.variants) == n and not pilot.app.screen.answering, what="regen")
             await wait_for(pilot, lambda: answer.badge.has_class("-good") or answer.badge.has_class("-warn")
                            or answer.badge.has_class("-bad"), timeout=60, what="badge")
+        _freeze_times(pilot)
         if press:
             await pilot.press(press)
         await pilot.pause(0.3)

@@ -3,7 +3,7 @@
 Trained at first use from the labelled exemplars shipped in
 taskdiv_chat/data/classify_exemplars.jsonl (nine classes: A-H and "other"). Choices
 made by cross-validation on those exemplars only (`benchmarks/classify.py --cv`):
-- logistic regression beat nearest centroid, kNN and SVMs on the embeddings;
+- logistic regression beat nearest centroid and kNN on the embeddings (SVMs did no better);
 - adding TF-IDF word 1-2-grams to the embeddings added ~5 points: the embedding
   sees the topic, the words see the request form ("name a", "pick a random", "should I");
 - an "other" class of exemplars, plus "other" when no class reaches OTHER_BELOW.

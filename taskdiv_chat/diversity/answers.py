@@ -88,9 +88,11 @@ def fact_candidates(text: str, prompt: str = "") -> list[str]:
     found: list[str] = []
     if marked:
         found.append(normalize_answer(marked))
-    short = content_words(head.split("\n")[0], prompt_words) if len(words(head)) <= 4 and kind == "name" else []
-    if short:  # the whole answer is the answer ("Carbon dioxide.")
-        found.append(" ".join(short))
+    if len(words(head)) <= 4:  # the whole answer is the answer ("Carbon dioxide.", "Nine.")
+        short = [w for w in normalize_answer(head.split("\n")[0]).split()
+                 if w not in STOPWORDS and stem(w) not in prompt_words]
+        if short:
+            found.append(" ".join(short))
     if kind == "yesno":
         for match in re.finditer(r"(?i)\b(yes|no|not|nope|yeah|correct|incorrect|true|false)\b", head):
             word = match.group(1).lower()

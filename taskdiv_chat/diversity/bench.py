@@ -209,6 +209,8 @@ async def run_bench(settings: Settings, prompts: list[BenchPrompt], out_dir: str
     work = [(p, s) for p in prompts for s in strategies if (p.id, s, n) not in done]
     progress = Progress(len(work), stream)
     write_lock = asyncio.Lock()
+    if config.kind == "local":  # one llama.cpp worker: interleaved requests would only defeat its prompt cache
+        concurrency = 1
     semaphore = asyncio.Semaphore(max(1, concurrency))
     criteria_cache: dict[str, asyncio.Task] = {}
     sampling = {"max_tokens": max_tokens, "temperature": temperature}
@@ -330,6 +332,7 @@ def write_report(rows: list[dict], out: Path, meta: dict) -> Path:
         f"- {prompts} prompts x {len(strategies)} strategies, n = {n} answers each; {cap}",
         f"- last run: {meta['last_run_items']} prompt/strategy sets in {meta['last_run_seconds']:.0f} s"
         + (f"; {len(meta['errors'])} failed (rerun to retry)" if meta.get("errors") else ""),
+        f"- {sum(r.get('completion_tokens') or 0 for r in rows)} tokens generated in all",
         "",
         f"## Mean functionally unique answers (out of {n})",
         "",

@@ -33,13 +33,14 @@ STRATEGY_SIGNALS: dict[str, str] = {
     "recursion": r"recurs|build\w* (?:it )?up|insert\w* (?:in|into)|pattern grows|each new",
     "pairing": r"\bpair\w*\b|gauss",
     "double and halve": r"doubl\w* and halv|halv\w* and doubl",
-    "round and adjust": r"round\w* (?:up|down|to)|compensat|adjust\w* (?:for|by)",
+    "round and adjust": r"round\w* (?:\S+ )?(?:up|down|to)|compensat|adjust\w* (?:for|by)|(?:add|subtract) the extra",
     "split": r"× ?\d+ ?\+ ?\d+ ?×|distribut|partial product|\bsplit|break\w* (?:it )?(?:into|down)|half of that|"
              r"\b10% (?:of \d+ )?is|\b1% is|decompos",
     "decimal": r"convert\w*|decimal|0\.\d+ ?[×x*·]|[×x*·] ?0\.\d+|multiply (?:\S+ )?by 0\.",
     "fraction": r"\b(?:quarter|third|fifth|tenth)s?\b|as a fraction|\d+/100\b",
     "proportion": r"proportion|ratio|cross[- ]multipl|unit rate|per (?:hour|unit)",
     "modular": r"\bmod\b|modul|cycle|period|≡",
+    "standard algorithm": r"\bcarry|digit by digit|column method|standard algorithm|long multiplication",
     "direct computation": r"\bcompute|calculat|long division|multiply it out|work it out directly",
     "trial division": r"trial division|divisible by|testing divisors|test\w* divisors|√\d+",
     "euclid": r"euclid",
@@ -64,7 +65,7 @@ class Embedder:
     """Embeds every text a batch of pairs needs in one call and hands out vectors by text."""
 
     def __init__(self, texts: list[str]):
-        from ..embeddings import embed
+        from .metrics import embed_texts as embed
 
         unique = list(dict.fromkeys(t for t in texts if t))
         self._index = {t: i for i, t in enumerate(unique)}
@@ -72,7 +73,7 @@ class Embedder:
 
     def __call__(self, text: str) -> np.ndarray:
         if text not in self._index:  # a text the batch did not foresee (an extracted answer)
-            from ..embeddings import embed
+            from .metrics import embed_texts as embed
 
             self._index[text] = len(self._vectors)
             self._vectors = np.vstack([self._vectors, embed([text])])

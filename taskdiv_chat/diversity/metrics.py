@@ -9,6 +9,7 @@ Pairwise figures are averaged over all pairs of a set.
 from __future__ import annotations
 
 import gzip
+import threading
 from itertools import combinations
 
 import numpy as np
@@ -33,13 +34,23 @@ def vocabulary_diversity_matrix(texts: list[str]) -> np.ndarray:
     return out
 
 
-def similarity_matrix(texts: list[str]) -> np.ndarray:
-    """Cosine similarity of every pair of texts (unit embeddings, so a dot product)."""
+_embed_lock = threading.Lock()
+
+
+def embed_texts(texts: list[str]) -> np.ndarray:
+    """Unit embeddings, one call at a time: the fast tokenizer fails ("Already borrowed") when
+    worker threads share it concurrently, as judges running side by side would."""
     from ..embeddings import embed
 
+    with _embed_lock:
+        return embed(list(texts))
+
+
+def similarity_matrix(texts: list[str]) -> np.ndarray:
+    """Cosine similarity of every pair of texts (unit embeddings, so a dot product)."""
     if not texts:
         return np.zeros((0, 0))
-    vectors = embed(texts)
+    vectors = embed_texts(texts)
     return np.clip(vectors @ vectors.T, -1.0, 1.0)
 
 

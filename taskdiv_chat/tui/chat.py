@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 from textual import on, work
-from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TextArea
+from textual.worker import get_current_worker
 
-from .. import taxonomy
-from .. import config
+from .. import config, taxonomy
 from ..config import data_dir
 from . import bindings, services
 from .state import load_state, save_state
@@ -58,7 +56,6 @@ class ChatScreen(Screen):
         self.backend = None  # created after the first paint
         self.answering = False
         self._draft_timer = None
-        self._pending_classify: dict[int, asyncio.Future] = {}  # turn id -> classification in flight
         self._last_deleted: int | None = None
 
     # --- layout ----------------------------------------------------------------------------
@@ -117,7 +114,13 @@ class ChatScreen(Screen):
         from ..backends import make_backend
 
         self.backend = make_backend(self.app.settings, self.app.backend_name)
-        self.app.open_store()
+        from ..store import StoreError
+
+        try:
+            self.app.open_store()
+        except StoreError as exc:  # a damaged or newer database: say so, touch nothing
+            self.app.exit(return_code=2, message=f"taskdiv-chat: {exc}")
+            return
         if self.app.warm_up:
             self.warm_up()
         wanted = None if self.app.new_chat else (self.app.start_conversation_id or load_state().get("last_conversation"))
@@ -182,15 +185,11 @@ class ChatScreen(Screen):
         user = UserMessage(turn.user.id, turn.user.text, turn.user.letter, turn.user.override is not None,
                            id=f"user-{turn.user.id}")
         answer = AssistantMessage(turn.user.id, [variant_view(v) for v in turn.variants], turn.active_index or 0,
-                                  is_local=self._variant_is_local, id=f"answer-{turn.user.id}")
+                                  is_local=self.is_local, id=f"answer-{turn.user.id}")
         report = services.report_from_variants(turn.variants)
         if report is not None:
             answer.initial_badge = (services.badge_label(report), services.badge_status(report))
         return [user, answer]
-
-    @property
-    def _variant_is_local(self) -> bool:
-        return self.is_local
 
     def refresh_sidebar(self) -> None:
         store = self.app.store
@@ -830,9 +829,12 @@ class ChatScreen(Screen):
         if self.conversation_id is None:
             self.app.notify("Nothing to export yet.", timeout=3)
             return
-        path = services.export(self.app.store, self.conversation_id, fmt, data_dir() / "exports")
+        try:
+            path = services.export(self.app.store, self.conversation_id, fmt, data_dir() / "exports")
+        except OSError as exc:
+            self.app.notify(f"Export failed: {exc}", title="Export", severity="error", timeout=8)
+            return
         self.app.notify(f"Exported to {path}", title="Export", timeout=8)
-        self.last_export: Path = path
 
     # --- drafts, context -------------------------------------------------------------------------
 

@@ -75,18 +75,15 @@ def export(store, conversation_id: int, fmt: str, folder: Path) -> Path:
 # --- background models ------------------------------------------------------------------------
 
 
-def warm_up(backend) -> None:
-    """Load what the first classification and the first badge need (runs in a thread)."""
+def warm_up(backend) -> float:
+    """Load what the first classification and the first badge need (runs in a worker thread); seconds taken."""
     started = time.monotonic()
-    from .. import embeddings
-
-    thread = embeddings.warm_up()
-    if hasattr(backend, "load"):  # the embedded model: ~0.3 s, so the first answer starts at once
-        backend.load()
     from ..classify import get_local_classifier
 
-    get_local_classifier()
-    thread.join()
+    classifier = get_local_classifier().warm_up()  # the embedding model, then the classifier's head
+    if hasattr(backend, "load"):  # the embedded chat model: ~0.3 s, so the first answer starts at once
+        backend.load()
+    classifier.join()
     return time.monotonic() - started
 
 
