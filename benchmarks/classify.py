@@ -5,7 +5,8 @@
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/classify.py --method llm --backend NAME
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/classify.py --cv            # how the head was chosen
 
---data: JSON lines with "prompt" and "category" ("A".."H" or "other"); default
+--data: JSON lines with "prompt" and "category" ("A".."H" or "other"; the field may
+also be called "label" or "letter"); default
 tests/data/classify_heldout.jsonl, which is never used for training or tuning.
 Also classifies NoveltyBench's curated prompts (mapped as method.md section 8 says)
 and reports accuracy on the clear mappings: Random -> C, Creativity -> G, Subjective -> H.
@@ -35,9 +36,11 @@ MOSTLY = {"Factual Knowledge": "B", "Character & Entity Naming": "G", "Product &
 LABELS = ["A", "B", "C", "D", "E", "F", "G", "H", "other"]
 
 
-def load(path: Path, label_key: str = "category") -> list[tuple[str, str]]:
+def load(path: Path) -> list[tuple[str, str]]:
+    """(prompt, label) pairs; the label field may be called category, label or letter."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [(r["prompt"], r[label_key]) for r in rows]
+    key = next(k for k in ("category", "label", "letter") if k in rows[0])
+    return [(r["prompt"], r[key]) for r in rows]
 
 
 def report(gold: list[str], pred: list[str], title: str) -> None:
@@ -214,11 +217,13 @@ def main() -> int:
             return time.perf_counter() - t0
 
         classifier = get_local_classifier()
-        floor, default_threads, local_times = [], [], []
+        floor, default_threads, local_times, cpu_times = [], [], [], []
         for text in prompts:
             with _one_thread():
                 floor.append(timed(lambda t: embeddings.embed([t]), text))
+            cpu = time.thread_time()
             local_times.append(timed(classifier.classify, text))
+            cpu_times.append(time.thread_time() - cpu)
             default_threads.append(timed(lambda t: embeddings.embed([t]), text))
         if args.method != "local":
             print(f"\nlatency per prompt ({args.method}, end to end): {ms(times)}")
@@ -226,6 +231,8 @@ def main() -> int:
         print(f"embed() alone on one thread, as classify does (floor): {ms(floor)}; "
               f"ratio of medians {statistics.median(local_times) / statistics.median(floor):.2f}")
         print(f"embed() alone with torch's default {torch.get_num_threads()} threads: {ms(default_threads)}")
+        # classify computes on the calling thread only, so its CPU time is what the wall time is on idle cores.
+        print(f"CPU time of classify, its thread (= wall time when the cores are idle): {ms(cpu_times)}")
 
         if not args.no_noveltybench and NOVELTYBENCH.exists():
             rows = load(NOVELTYBENCH)

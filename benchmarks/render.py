@@ -79,7 +79,7 @@ def serve(pieces: list[str], delay: float, conn) -> None:
     server.stop()
 
 
-async def run_once(pieces: list[str], delay: float) -> dict:
+async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> dict:
     from taskdiv_chat.tui.app import TaskdivApp
     from taskdiv_chat.tui.chat import AnswerDone
 
@@ -108,6 +108,8 @@ async def run_once(pieces: list[str], delay: float) -> dict:
             cpu0, wall0 = time.process_time(), time.monotonic()
             app.post_message(events.Key("enter", None))  # pilot.press would wait for the app to be idle
             await asyncio.sleep(0.05)
+            while not done_at and not type_every:
+                await asyncio.sleep(0.01)
             while not done_at:
                 # type one key and wait until the input shows it
                 before = len(area.text)
@@ -117,7 +119,7 @@ async def run_once(pieces: list[str], delay: float) -> dict:
                     await asyncio.sleep(0.001)
                 if not done_at:
                     latencies.append(time.monotonic() - started)
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(type_every)
             cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
             await pilot.pause()
             answer = screen.last_answer()

@@ -51,10 +51,12 @@ async def classify_turn(text: str, *, settings: Settings, backend_name: str | No
     if method not in ("auto", "local", "llm"):
         raise ValueError(f"unknown classify method {method!r}: use auto, local or llm")
     local = get_local_classifier()
+    if method == "local":
+        return await asyncio.to_thread(local.classify, text, context)
     if backend_name is None and backend is not None and getattr(backend, "name", None) in settings.backends:
         backend_name = backend.name
     _, config = settings.backend(backend_name)
-    if method == "local" or (method == "auto" and not config.is_capable):
+    if method == "auto" and not config.is_capable:
         return await asyncio.to_thread(local.classify, text, context)
 
     own = backend is None

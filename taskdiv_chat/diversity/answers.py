@@ -88,7 +88,7 @@ def fact_candidates(text: str, prompt: str = "") -> list[str]:
     found: list[str] = []
     if marked:
         found.append(normalize_answer(marked))
-    if len(words(head)) <= 4:  # the whole answer is the answer ("Carbon dioxide.", "Nine.")
+    if len(words(head)) <= 4 and kind != "yesno":  # the whole answer is the answer ("Carbon dioxide.", "Nine.")
         short = [w for w in normalize_answer(head.split("\n")[0]).split()
                  if w not in STOPWORDS and stem(w) not in prompt_words]
         if short:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..taxonomy import Category
 from . import answers as _answers
-from .text import normalize_answer, words
+from .text import words
 
 
 def vocabulary_diversity(a: str, b: str) -> float:
@@ -132,7 +132,6 @@ __all__ = [
     "embedding_diversity_matrix",
     "extract_final_answer",
     "generic_metrics",
-    "normalize_answer",
     "similarity_matrix",
     "vocabulary_diversity",
     "vocabulary_diversity_matrix",

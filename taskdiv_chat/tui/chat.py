@@ -31,7 +31,7 @@ from .widgets.status import StatusBar
 # Streamed text reaches the Markdown at most every FLUSH_EVERY s (one write per token costs ~11 s
 # of CPU per 3,000 tokens), and less often as the answer grows: every write lays the screen out again.
 FLUSH_EVERY = 0.08
-FLUSH_PER_CHAR = 1 / 100_000  # + 10 ms per 1,000 characters already shown
+FLUSH_PER_CHAR = 1 / 50_000  # + 20 ms per 1,000 characters already shown
 YIELD_EVERY = 64  # chunks handled before giving the event loop a turn in a burst
 DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
 RESERVE_TOKENS = 256  # room kept for the answer when checking the context window
