@@ -9,6 +9,7 @@ each it prints
   - key latency while streaming: a key is typed into the input every 100 ms and
     the time until the input shows it is recorded (median and max);
   - CPU seconds used by the process over the stream.
+The turn is classified by the server (one letter), so no local model loads meanwhile.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/render.py [--rate 100] [--skip-realistic]
 """
@@ -72,7 +73,12 @@ class TimedServer(FakeOpenAIServer):
 def serve(pieces: list[str], delay: float, conn) -> None:
     """The server in its own process, as a real one would be (no GIL shared with the app).
     time.monotonic() is the system-wide CLOCK_MONOTONIC, so both processes' times compare."""
-    server = TimedServer(lambda body: Reply(chunks=pieces, chunk_delay=delay)).start()
+    def respond(body: dict) -> Reply:
+        if body["messages"][-1]["content"].startswith("Classify the user prompt"):
+            return Reply("G")  # the turn's classification: one letter, as a model answers it
+        return Reply(chunks=pieces, chunk_delay=delay)
+
+    server = TimedServer(respond).start()
     conn.send(server.base_url)
     conn.recv()  # "stop"
     conn.send(getattr(server, "last_chunk_at", None))
@@ -89,6 +95,7 @@ async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> 
     base_url = parent.recv()
     settings = Settings(default_backend="bench", backends={
         "bench": BackendConfig(base_url=base_url, model="test-model", read_timeout=120)})
+    settings.classify.method = "llm"  # no local classifier loading in the background: this measures rendering
     done_at: list[float] = []
 
     def hook(message) -> None:

@@ -28,10 +28,12 @@ from .widgets.prompt import PromptArea, PromptBar
 from .widgets.sidebar import Sidebar
 from .widgets.status import StatusBar
 
-# Streamed text reaches the Markdown at most every FLUSH_EVERY s (one write per token costs ~11 s
-# of CPU per 3,000 tokens), and less often as the answer grows: every write lays the screen out again.
+# Streamed text reaches the Markdown at most every FLUSH_EVERY s (one write per token costs ~11 s of CPU
+# per 3,000 tokens). Every write lays the screen out again, which grows costly for long answers, so the
+# interval stretches (up to FLUSH_MAX) while the UI thread is busier than BUSY_SHARE of the time.
 FLUSH_EVERY = 0.08
-FLUSH_PER_CHAR = 1 / 50_000  # + 20 ms per 1,000 characters already shown
+FLUSH_MAX = 0.5
+BUSY_SHARE = 0.4
 YIELD_EVERY = 64  # chunks handled before giving the event loop a turn in a burst
 DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
 RESERVE_TOKENS = 256  # room kept for the answer when checking the context window
@@ -300,7 +302,8 @@ class ChatScreen(Screen):
         first_token = None
         last_flush = started
         finish, usage, error = None, None, None
-        count = shown = 0
+        count = 0
+        interval, ui_cpu = FLUSH_EVERY, time.thread_time()  # the UI thread's CPU time: how busy rendering keeps it
         self.status.set_activity(f"answering ({strategy})…")
         try:
             async for chunk in backend.stream(messages):
@@ -314,11 +317,12 @@ class ChatScreen(Screen):
                 usage = chunk.usage or usage
                 count += 1
                 now = time.monotonic()
-                if pending and now - last_flush >= FLUSH_EVERY + FLUSH_PER_CHAR * shown:
-                    last_flush = now
+                if pending and now - last_flush >= interval:
+                    busy = (time.thread_time() - ui_cpu) / (now - last_flush)
+                    interval = min(FLUSH_MAX, interval * 1.5) if busy > BUSY_SHARE else max(FLUSH_EVERY, interval / 1.5)
+                    last_flush, ui_cpu = now, time.thread_time()
                     batch = "".join(pending)
                     pending.clear()
-                    shown += len(batch)
                     await body.write(batch)
                 if count % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # keys and scrolling stay live during a burst
