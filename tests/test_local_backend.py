@@ -64,6 +64,13 @@ async def test_same_seed_same_answer(local):
     assert first.text
 
 
+async def test_without_a_seed_each_request_is_a_fresh_sample(local):
+    # The `temperature` strategy relies on this: a resample must not repeat the last answer.
+    prompt = [{"role": "user", "content": "Name a country in Africa."}]
+    texts = {(await local.complete(prompt, max_tokens=20, temperature=1.0)).text for _ in range(3)}
+    assert len(texts) >= 2
+
+
 async def test_cancel_stops_generation(local):
     deltas: list[str] = []
     task = asyncio.create_task(collect(local, HELLO, on_text=deltas.append, max_tokens=400, seed=3,

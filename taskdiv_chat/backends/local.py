@@ -9,6 +9,7 @@ cancelled consumer stops generation at the next token.
 from __future__ import annotations
 
 import asyncio
+import random
 import importlib.util
 import os
 import threading
@@ -91,8 +92,9 @@ class LocalBackend:
             "max_tokens": pick("max_tokens", 512),
             "repeat_penalty": pick("repeat_penalty", 1.1),  # at 1.0 this model loops
         }
-        if params.get("seed") is not None:
-            out["seed"] = params["seed"]
+        # llama.cpp reuses one fixed seed unless told otherwise, which would make every
+        # resample of the same request identical; a fresh seed per request is a true resample.
+        out["seed"] = params["seed"] if params.get("seed") is not None else random.randrange(2**31)
         if params.get("stop"):
             out["stop"] = params["stop"]
         return out
