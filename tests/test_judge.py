@@ -203,3 +203,13 @@ def test_calibration_and_evaluation_sets_share_no_pair():
     key = lambda r: (r["response_1"], r["response_2"])  # noqa: E731
     assert not {key(r) for r in read_pairs(calibration)} & {key(r) for r in read_pairs(PAIRS_FILE)}
     assert json.loads((calibration.parent / "judge_model.json").read_text())["model"]["features"]
+
+
+async def test_analyze_falls_back_to_the_local_judge_when_the_server_fails(fake_server, judge_backend):
+    from taskdiv_chat.diversity.report import analyze
+
+    fake_server.responder = lambda body: Reply(fault="500")
+    report = await analyze("Write a story.", taxonomy.get("G"), [STORY_1, STORY_2], LLMJudge(judge_backend))
+    assert report.groups == [[0, 1]]  # decided by the local judge
+    assert report.judge.startswith("local") and "LLM judge failed" in report.judge
+    await judge_backend.aclose()
