@@ -209,8 +209,6 @@ def main() -> int:
         print("methods used: " + ", ".join(f"{k} {v}" for k, v in methods.items()))
 
         # Latency, warm: each prompt alone, interleaved with its floor (embed() alone) so load changes hit both.
-        from taskdiv_chat.classify.local import _one_thread
-
         def timed(fn, text) -> float:
             t0 = time.perf_counter()
             fn(text)
@@ -219,12 +217,12 @@ def main() -> int:
         classifier = get_local_classifier()
         floor, default_threads, local_times, cpu_times = [], [], [], []
         for text in prompts:
-            with _one_thread():
-                floor.append(timed(lambda t: embeddings.embed([t]), text))
+            floor.append(timed(lambda t: embeddings.embed([t]), text))  # embed() runs on one thread
             cpu = time.thread_time()
             local_times.append(timed(classifier.classify, text))
             cpu_times.append(time.thread_time() - cpu)
-            default_threads.append(timed(lambda t: embeddings.embed([t]), text))
+            default_threads.append(timed(lambda t: embeddings.get_model().encode(
+                [t], normalize_embeddings=True, show_progress_bar=False), text))
         if args.method != "local":
             print(f"\nlatency per prompt ({args.method}, end to end): {ms(times)}")
         print(f"\nlatency per prompt (local, warm): {ms(local_times)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -48,9 +49,29 @@ def warm_up() -> threading.Thread:
     return thread
 
 
+@contextmanager
+def one_thread():
+    """One torch intra-op thread for the calling thread only (OpenMP's setting is per thread).
+
+    Measured on these 2-core machines (benchmarks/classify.py): one prompt takes ~20 ms
+    on one thread and ~500 ms on torch's default two, the threads waiting on each other
+    whenever the other core is busy (the UI thread, a generating model).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def embed(texts: list[str]) -> np.ndarray:
     """Unit-length embeddings, one row per text."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    return get_model().encode(list(texts), batch_size=32, normalize_embeddings=True,
-                              convert_to_numpy=True, show_progress_bar=False)
+    model = get_model()
+    with one_thread():
+        return model.encode(list(texts), batch_size=32, normalize_embeddings=True,
+                            convert_to_numpy=True, show_progress_bar=False)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -31,7 +30,6 @@ from .result import Classification
 EXEMPLARS = "classify_exemplars.jsonl"
 C = 20.0  # inverse regularisation, by cross-validation
 OTHER_BELOW = 0.30  # top probability under this -> "other" (cross-validated: safer than a wrong anchor)
-SMALL_BATCH = 4  # up to this many prompts are embedded on one thread (see _one_thread)
 TOKENS = r"(?u)\b\w+\b|[^\w\s]"  # keep "x", "+", "^", "?": they tell maths and questions apart
 
 
@@ -53,24 +51,6 @@ def load_exemplars(path: str | Path | None = None) -> list[tuple[str, str]]:
     return pairs
 
 
-@contextmanager
-def _one_thread():
-    """One intra-op thread for the calling thread only (OpenMP's setting is per thread).
-
-    For one short prompt a second thread saves little on an idle machine, and on two
-    busy cores it costs 4-10x (threads wait for each other): measured 100-130 ms
-    with two threads against 25-30 ms with one, load average 5 on 2 cores.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _cached_embeddings(texts: list[str]) -> np.ndarray:
     from ..config import cache_dir
 
@@ -82,8 +62,7 @@ def _cached_embeddings(texts: list[str]) -> np.ndarray:
             return vectors
     except (OSError, ValueError):
         pass
-    with _one_thread():  # also the faster choice for this batch when the other core is busy
-        vectors = embeddings.embed(texts)
+    vectors = embeddings.embed(texts)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(".tmp.npy")
@@ -166,11 +145,7 @@ class LocalClassifier:
         if todo:
             head = self._ensure_head()
             batch = [texts[i] for i in todo]
-            if len(batch) <= SMALL_BATCH:
-                with _one_thread():
-                    vectors = embeddings.embed(batch)
-            else:
-                vectors = embeddings.embed(batch)
+            vectors = embeddings.embed(batch)
             for i, row in zip(todo, head.probabilities(batch, vectors)):
                 results[i] = self._decide(head.classes, row)
         return results  # type: ignore[return-value]
