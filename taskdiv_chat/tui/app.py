@@ -84,8 +84,7 @@ class TaskdivApp(App):
         if self.store is None:
             from ..store import Store
 
-            secrets = tuple(v for b in self.settings.backends.values() for v in b.headers.values())
-            self.store = Store(secrets=secrets)
+            self.store = Store(secrets=self.settings.secret_values())
         return self.store
 
     async def action_quit(self) -> None:

@@ -333,6 +333,7 @@ class ChatScreen(Screen):
             finish, error = "error", str(exc) or type(exc).__name__
             if not parts and getattr(exc, "partial", ""):
                 parts.append(exc.partial)
+                writer.append(exc.partial)  # stored too, not only shown
         finally:
             text = "".join(parts)
             total = time.monotonic() - started
