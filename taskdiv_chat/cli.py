@@ -12,7 +12,6 @@ import importlib
 import sys
 
 from . import __version__
-from .config import ConfigError
 
 COMMAND_GROUPS = ("chat", "classify", "diversity", "store")
 
@@ -28,7 +27,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def chat_ui_args(argv: list[str]) -> argparse.Namespace | None:
+    """The options of a bare `taskdiv-chat [--config F] [--backend B]` (the chat UI), else None.
+
+    The UI's start skips build_parser(): it imports every command module and the config
+    (pydantic), which would delay the first paint; the app loads the config itself."""
+    parser = argparse.ArgumentParser(prog="taskdiv-chat", add_help=False, allow_abbrev=False, exit_on_error=False)
+    parser.add_argument("--config")
+    parser.add_argument("--backend")
+    try:
+        args, rest = parser.parse_known_args(argv)
+    except argparse.ArgumentError:  # e.g. --config without a file: build_parser() says so
+        return None
+    return None if rest else args
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ui_args = chat_ui_args(argv)
+    if ui_args is not None:
+        from .tui.app import run_app
+
+        try:
+            return run_app(ui_args) or 0
+        except KeyboardInterrupt:
+            return 130
+    from .config import ConfigError
+
     args = build_parser().parse_args(argv)
     try:
         if args.command is None:

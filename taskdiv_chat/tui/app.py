@@ -2,19 +2,26 @@
 
 Start-up paints first: the backend client, the store, the classifier and the
 embedding model are created after the first frame (heavy ones in threads).
+`taskdiv-chat` even loads the config after it: TaskdivApp(None, ...) shows
+tui/boot.py's BootScreen until the config is read.
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from typing import Iterable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Iterable
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
-from ..config import STRATEGIES, Settings
 from . import bindings
-from .state import initial_theme, save_state
+from .state import initial_theme, load_state, remembered_theme, save_state
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 class TaskdivApp(App):
@@ -23,28 +30,54 @@ class TaskdivApp(App):
     BINDINGS = bindings.APP
     ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, settings: Settings, backend_name: str | None = None, *, store=None,
-                 conversation_id: int | None = None, new_chat: bool = False, warm_up: bool = True) -> None:
+    def __init__(self, settings: Settings | None, backend_name: str | None = None, *, store=None,
+                 conversation_id: int | None = None, new_chat: bool = False, warm_up: bool = True,
+                 config_path: str | None = None) -> None:
         """settings: the loaded config; backend_name: None for default_backend.
+        settings=None starts deferred: the first frame is painted before the config (config_path, None for
+        the default one) is loaded, and a broken config ends the app with return code 2 and
+        `config_error` set (run_app prints it).
         store: a taskdiv_chat.store.Store (default: the one in the data dir, opened after the first paint).
         conversation_id: open this one (default: the last one used, unless new_chat).
         warm_up: load the classifier and embedding model in the background right after start."""
         super().__init__()
         self.started = time.monotonic()
-        self.settings = settings
-        self.backend_name, self.backend_config = settings.backend(backend_name)
         self.store = store
         self._owns_store = store is None
         self.start_conversation_id = conversation_id
         self.new_chat = new_chat
         self.warm_up = warm_up
-        self.strategy = settings.regenerate.strategy
         self.theme_errors: list[str] = []
+        self.config_error: str | None = None
+        self.settings = settings
+        if settings is None:
+            self._config_path, self._wanted_backend = config_path, backend_name
+            self._use_remembered_theme()
+        else:
+            self._apply_settings(settings, backend_name)
+
+    def _apply_settings(self, settings: Settings, backend_name: str | None) -> None:
+        self.settings = settings
+        self.backend_name, self.backend_config = settings.backend(backend_name)
+        self.strategy = settings.regenerate.strategy
         self._register_themes()
         if settings.ui.keymap:
             self.set_keymap(settings.ui.keymap)
 
     # --- themes ----------------------------------------------------------------------------
+
+    def _use_remembered_theme(self) -> None:
+        """Deferred start: paint in the theme of the last run until the config says otherwise."""
+        from textual.theme import Theme
+
+        fields = remembered_theme()
+        try:
+            theme = Theme(**fields) if fields else None
+        except (TypeError, ValueError):  # a hand-edited or outdated state file
+            theme = None
+        if theme is not None:
+            self.register_theme(theme)
+            self.theme = theme.name
 
     def _register_themes(self) -> None:
         from .themes import load_themes
@@ -58,19 +91,38 @@ class TaskdivApp(App):
         else:
             self.theme_errors.append(f"theme {wanted!r} not found; using textual-dark "
                                      f"(known: {', '.join(sorted(self.available_themes))})")
+            self.theme = "textual-dark"
         self._config_theme = self.settings.ui.theme
+        self._remember_theme_fields()
+
+    def _remember_theme_fields(self) -> None:
+        """Keep the current theme's colours for the next deferred start (written only when they change)."""
+        fields = asdict(self.current_theme)
+        if load_state().get("theme_fields") != fields:
+            save_state(theme_fields=fields)
 
     def _theme_changed(self, theme: str) -> None:
         save_state(theme=theme, config_theme=self._config_theme)
+        self._remember_theme_fields()
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def get_default_screen(self) -> Screen:
+        if self.settings is None:
+            from .boot import BootScreen
+
+            return BootScreen()
         from .chat import ChatScreen
 
         return ChatScreen()
 
     def on_mount(self) -> None:
+        if self.settings is None:
+            self.call_after_refresh(self._load_settings)
+        else:
+            self._settings_ready()
+
+    def _settings_ready(self) -> None:
         self.watch(self, "theme", self._theme_changed, init=False)
         for message in self.theme_errors:
             self.notify(message, title="Theme", severity="warning", timeout=8)
@@ -78,6 +130,38 @@ class TaskdivApp(App):
         if unknown:
             self.notify(f"[ui.keymap] has unknown binding ids: {', '.join(unknown)} (F1 lists the ids)",
                         title="Config", severity="warning", timeout=10)
+
+    @work(thread=True, group="boot")
+    def _load_settings(self) -> None:
+        """Deferred start, after the first paint: load the config, and import the chat screen meanwhile."""
+        from types import SimpleNamespace
+
+        from ..commands.common import settings_and_backend
+        from ..config import ConfigError
+
+        try:
+            settings, name = settings_and_backend(SimpleNamespace(config=self._config_path,
+                                                                  backend=self._wanted_backend))
+        except ConfigError as exc:
+            self.call_from_thread(self._config_failed, str(exc))
+            return
+        from . import chat  # noqa: F401  (imported here, off the UI thread)
+
+        self.call_from_thread(self._settings_loaded, settings, name)
+
+    def _config_failed(self, message: str) -> None:
+        self.config_error = message
+        self.exit(return_code=2)
+
+    async def _settings_loaded(self, settings: Settings, backend_name: str) -> None:
+        from .boot import BootScreen, handover_screen
+
+        self._apply_settings(settings, backend_name)
+        self._settings_ready()
+        boot = self.screen
+        typed = boot.typed() if isinstance(boot, BootScreen) else ("", "", False)
+        # Pushed over the boot screen (the default screen cannot be switched away); it stays below, unseen.
+        await self.push_screen(handover_screen(*typed))
 
     def open_store(self):
         """The store, opened on first use (after the first paint)."""
@@ -99,6 +183,8 @@ class TaskdivApp(App):
     # --- palette ---------------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        from ..config import STRATEGIES
+
         yield from super().get_system_commands(screen)
         chat = self.chat_screen
         if chat is None:
@@ -158,10 +244,13 @@ class TaskdivApp(App):
 
 
 def run_app(args) -> int:
-    """Entry point for `taskdiv-chat` with no subcommand (args: .config, .backend)."""
-    from ..commands.common import settings_and_backend
+    """Entry point for `taskdiv-chat` with no subcommand (args: .config, .backend).
 
-    settings, backend_name = settings_and_backend(args)
-    app = TaskdivApp(settings, backend_name)
+    The config is loaded after the first paint; a broken one ends the app with the same
+    one-line message and exit status 2 as the subcommands."""
+    app = TaskdivApp(None, getattr(args, "backend", None), config_path=getattr(args, "config", None))
     app.run()
+    if app.config_error is not None:
+        print(f"taskdiv-chat: config error: {app.config_error}", file=sys.stderr)
+        return 2
     return app.return_code or 0

@@ -9,11 +9,14 @@ import json
 import os
 from pathlib import Path
 
-from ..config import data_dir
-
 
 def state_path() -> Path:
-    return data_dir() / "ui-state.json"
+    # config.data_dir() without importing the config (pydantic): the app reads this file
+    # before its first paint. tests/test_tui_startup.py checks that both agree.
+    import platformdirs
+
+    return Path(os.environ.get("TASKDIV_DATA_DIR") or platformdirs.user_data_dir("taskdiv-chat")).expanduser() \
+        / "ui-state.json"
 
 
 def load_state() -> dict:
@@ -43,3 +46,12 @@ def initial_theme(config_theme: str) -> str:
     if state.get("theme") and state.get("config_theme") == config_theme:
         return state["theme"]
     return config_theme
+
+
+def remembered_theme() -> dict | None:
+    """The fields of the theme in use at the last run (textual.theme.Theme(**fields)), or None.
+
+    Lets the app paint its first frame in the right colours before the config and the
+    theme files are read."""
+    fields = load_state().get("theme_fields")
+    return fields if isinstance(fields, dict) and fields.get("name") else None
