@@ -290,6 +290,20 @@ async def test_draft_survives_restart(fake_server, fake_backend_settings):
         assert again.screen.last_answer().current.text == "ok"  # the last conversation reopened
 
 
+async def test_draft_of_a_chat_never_sent_survives_restart(fake_server, fake_backend_settings):
+    # Opening the app must not overwrite the saved draft of a new chat with the empty input.
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.screen.prompt.area.focus()
+        await pilot.press(*"unsent idea")
+        await pilot.press("ctrl+q")
+    again = make_app(fake_backend_settings)
+    async with again.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_for(pilot, lambda: again.screen.prompt.area.text == "unsent idea", what="draft restored")
+
+
 async def test_variant_navigation_and_branching(fake_server, fake_backend_settings):
     script = Script(["Story one.", "Story two.", "Sequel to one."], letter="G")
     fake_server.responder = script

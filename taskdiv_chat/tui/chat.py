@@ -58,6 +58,7 @@ class ChatScreen(Screen):
         self.backend = None  # created after the first paint
         self.answering = False
         self._draft_timer = None
+        self._draft_restored = False  # until a conversation's draft is shown, the input holds nothing to save
         self._last_deleted: int | None = None
 
     # --- layout ----------------------------------------------------------------------------
@@ -167,6 +168,7 @@ class ChatScreen(Screen):
         self.chat.scroll_end(animate=False)
         self.chat.anchor()
         self.prompt.set_text(store.load_draft(self.conversation_id))
+        self._draft_restored = True
         self.prompt.area.sent_history = [t.user.text for t in conv.turns] if conv else []
         self.update_context()
         for turn in conv.turns if conv else []:
@@ -852,7 +854,7 @@ class ChatScreen(Screen):
     def _save_draft_now(self) -> None:
         store = self.app.store
         bars = self.query(PromptBar)
-        if store is not None and bars:
+        if store is not None and bars and self._draft_restored:
             store.save_draft(self.conversation_id, bars.first().full_text)
 
     @work(thread=True, exclusive=True, group="context")

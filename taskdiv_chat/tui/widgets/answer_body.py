@@ -92,6 +92,12 @@ class AnswerBody(Vertical):
         if self._stream is not None:
             stream, self._stream = self._stream, None
             await stream.stop()
+            # MarkdownStream.stop() cancels its task, but an append already under way is
+            # shielded and goes on mounting blocks: wait for it, so that a finished answer
+            # really has every block mounted (Markdown.append holds the widget's lock).
+            for segment in self.segments:
+                async with segment.lock:
+                    pass
 
     async def finish(self, text: str) -> bool:
         """End the stream and make the rendering exactly that of `text` parsed whole; True if rebuilt."""
