@@ -7,7 +7,6 @@ the boot screen is up. One test runs the real command in a pseudo-terminal.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import os
@@ -31,6 +30,7 @@ from taskdiv_chat.tui.boot import BootScreen
 from taskdiv_chat.tui.state import save_state, state_path
 from taskdiv_chat.tui.widgets.messages import AssistantMessage, UserMessage
 from taskdiv_chat.tui.widgets.prompt import PromptArea
+from test_tui import wait_for
 
 SIZE = (100, 30)
 BROKEN = '[ui]\ntheme = "x"\ncolour = "red"\n'
@@ -75,15 +75,6 @@ def gate(monkeypatch):
 
     monkeypatch.setattr(common, "settings_and_backend", held)
     return release
-
-
-async def wait_for(pilot, condition, timeout: float = 15.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 async def chat_ready(pilot):

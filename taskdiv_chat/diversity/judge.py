@@ -71,7 +71,22 @@ def load_model(path: Path = MODEL_FILE) -> dict:
         return dict(_FALLBACK_MODEL)
 
 
-class LocalJudge:
+class _Judge:
+    """What both judges offer; each implements judge_pairs_detailed()."""
+
+    async def equivalent(self, prompt: str, category: Category | str | None, a: str, b: str) -> bool:
+        return (await self.judge_pairs(prompt, category, [(a, b)]))[0]
+
+    async def judge_pairs(self, prompt: str, category: Category | str | None,
+                          pairs: list[tuple[str, str]]) -> list[bool]:
+        return [v.equivalent for v in await self.judge_pairs_detailed(prompt, category, pairs)]
+
+    async def judge_pairs_detailed(self, prompt: str, category: Category | str | None,
+                                   pairs: list[tuple[str, str]]) -> list[Verdict]:
+        raise NotImplementedError
+
+
+class LocalJudge(_Judge):
     """Offline, category-aware judge; needs only the embedded sentence-embedding model."""
 
     name = "local"
@@ -81,13 +96,6 @@ class LocalJudge:
 
     def describe(self) -> str:
         return "local (rules + calibrated embedding model)"
-
-    async def equivalent(self, prompt: str, category: Category | str | None, a: str, b: str) -> bool:
-        return (await self.judge_pairs(prompt, category, [(a, b)]))[0]
-
-    async def judge_pairs(self, prompt: str, category: Category | str | None,
-                          pairs: list[tuple[str, str]]) -> list[bool]:
-        return [v.equivalent for v in await self.judge_pairs_detailed(prompt, category, pairs)]
 
     async def judge_pairs_detailed(self, prompt: str, category: Category | str | None,
                                    pairs: list[tuple[str, str]]) -> list[Verdict]:
@@ -185,7 +193,7 @@ def parse_yes_no(text: str) -> bool | None:
     return None if match is None else match.group(1) == "yes"
 
 
-class LLMJudge:
+class LLMJudge(_Judge):
     """The paper's judge: a capable model answers YES/NO per pair at temperature 0."""
 
     name = "llm"
@@ -215,13 +223,6 @@ class LLMJudge:
     def key(self, prompt: str, letter: str | None, a: str, b: str) -> str:
         payload = json.dumps([self.backend.model, letter, prompt, a, b], ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-    async def equivalent(self, prompt: str, category: Category | str | None, a: str, b: str) -> bool:
-        return (await self.judge_pairs(prompt, category, [(a, b)]))[0]
-
-    async def judge_pairs(self, prompt: str, category: Category | str | None,
-                          pairs: list[tuple[str, str]]) -> list[bool]:
-        return [v.equivalent for v in await self.judge_pairs_detailed(prompt, category, pairs)]
 
     async def judge_pairs_detailed(self, prompt: str, category: Category | str | None,
                                    pairs: list[tuple[str, str]]) -> list[Verdict]:
