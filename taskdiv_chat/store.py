@@ -693,7 +693,8 @@ class Store:
 
     # -- reading --
 
-    def load_conversation(self, conversation_id: int) -> Conversation:
+    def _conversation_rows(self, conversation_id: int) -> tuple[tuple, list[tuple]]:
+        """The conversation's row (id, title, created, updated, archived) and all its messages."""
         self._recover_crashed()
         with self._read() as db:
             row = db.execute("SELECT id, title, created, updated, archived, deleted_by FROM conversations "
@@ -702,6 +703,10 @@ class Store:
                 raise NotFound(f"no conversation {conversation_id}")
             rows = db.execute(f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
                               (conversation_id,)).fetchall()
+        return row[:5], rows
+
+    def load_conversation(self, conversation_id: int) -> Conversation:
+        row, rows = self._conversation_rows(conversation_id)
         conv = Conversation(id=row[0], title=row[1], created=row[2], updated=row[3], archived=bool(row[4]))
         conv.turns = _active_path(rows)
         return conv
@@ -841,14 +846,7 @@ class Store:
 
     def export_json(self, conversation_id: int) -> dict:
         """Everything about a conversation, every branch, lossless; ids are local (n = 1, 2, ...)."""
-        self._recover_crashed()
-        with self._read() as db:
-            row = db.execute("SELECT title, created, updated, archived, deleted_by FROM conversations "
-                             "WHERE id = ?", (conversation_id,)).fetchone()
-            if row is None or row[4] is not None:
-                raise NotFound(f"no conversation {conversation_id}")
-            rows = db.execute(f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
-                              (conversation_id,)).fetchall()
+        (_, title, created, updated, archived), rows = self._conversation_rows(conversation_id)
         local = {r[0]: n for n, r in enumerate(rows, 1)}
         messages = []
         for r in rows:
@@ -864,8 +862,8 @@ class Store:
                 out.update({k: m[k] for k in ("status", "finish_reason", "error", "strategy", "backend", "model")})
                 out.update({k: _loads(m[k]) for k in ("params", "usage", "timings", "metrics")})
             messages.append(out)
-        return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "title": row[0], "created": row[1],
-                "updated": row[2], "archived": bool(row[3]), "messages": messages}
+        return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "title": title, "created": created,
+                "updated": updated, "archived": bool(archived), "messages": messages}
 
     def import_json(self, data: dict) -> int:
         """Add a conversation from export_json() output; all or nothing. Returns the new id."""
