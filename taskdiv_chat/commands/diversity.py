@@ -94,7 +94,7 @@ async def _sample(args, out) -> int:
     if not args.no_save:
         from ..store import Store
 
-        store = Store()
+        store = Store(secrets=settings.secret_values())
         conversation = store.create_conversation(args.prompt[:60])
         writer_turn = store.add_user_turn(conversation, args.prompt, None, category=classification.to_dict())
 

@@ -30,10 +30,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=import_)
 
 
-def _open():
+def _open(args):
+    from ..config import ConfigError, load_settings
     from ..store import Store
 
-    return Store()
+    try:  # the config's header values and keys are scrubbed too; a broken config must not lock you out
+        secrets = load_settings(getattr(args, "config", None)).secret_values()
+    except ConfigError:
+        secrets = ()
+    return Store(secrets=secrets)
 
 
 def _highlight(hit, stream) -> str:
@@ -46,7 +51,7 @@ def history(args) -> int:
     from ..store import StoreError
 
     try:
-        with _open() as store:
+        with _open(args) as store:
             if args.search is not None:
                 hits = store.search(args.search, limit=args.limit)
                 if not hits:
@@ -76,7 +81,7 @@ def export(args) -> int:
 
     fmt = args.format or ("json" if args.output and args.output.lower().endswith(".json") else "md")
     try:
-        with _open() as store:
+        with _open(args) as store:
             if fmt == "json":
                 text = json.dumps(store.export_json(args.id), ensure_ascii=False, indent=2) + "\n"
             else:
@@ -106,7 +111,7 @@ def import_(args) -> int:
     except ValueError as exc:
         return fail(f"{args.file} is not JSON ({exc}); import reads files from `export --format json`")
     try:
-        with _open() as store:
+        with _open(args) as store:
             new_id = store.import_json(data)
             title = store.load_conversation(new_id).title
     except StoreError as exc:
