@@ -34,6 +34,11 @@ from .widgets.status import StatusBar
 FLUSH_EVERY = 0.08
 FLUSH_MAX = 0.5
 BUSY_SHARE = 0.4
+# Text arriving faster than BURST_RATE characters/s (a cached or replayed answer, not a model typing) is held
+# back, for up to BURST_HOLD s from the first held chunk, and rendered once at the end: streaming a burst
+# mounts and lays out the same blocks several times over while the text is already there.
+BURST_RATE = 20_000
+BURST_HOLD = 1.0
 YIELD_EVERY = 64  # chunks handled before giving the event loop a turn in a burst
 DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
 RESERVE_TOKENS = 256  # room kept for the answer when checking the context window
@@ -300,6 +305,7 @@ class ChatScreen(Screen):
         body = answer.body
         parts: list[str] = []
         pending: list[str] = []
+        pending_chars, held_since = 0, 0.0  # size of `pending` and when its first chunk arrived
         started = time.monotonic()
         first_token = None
         last_flush = started
@@ -313,18 +319,25 @@ class ChatScreen(Screen):
                     if first_token is None:
                         first_token = time.monotonic() - started
                     parts.append(chunk.text)
+                    if not pending:
+                        held_since = time.monotonic()
                     pending.append(chunk.text)
+                    pending_chars += len(chunk.text)
                     writer.append(chunk.text)
                 finish = chunk.finish_reason or finish
                 usage = chunk.usage or usage
                 count += 1
                 now = time.monotonic()
-                if pending and now - last_flush >= interval:
+                held = now - held_since
+                # judged once text has been held for a flush interval (the rate of a few chunks means nothing)
+                bursting = held < BURST_HOLD and (held < interval or pending_chars > BURST_RATE * held)
+                if pending and now - last_flush >= interval and not bursting:
                     busy = (time.thread_time() - ui_cpu) / (now - last_flush)
                     interval = min(FLUSH_MAX, interval * 1.5) if busy > BUSY_SHARE else max(FLUSH_EVERY, interval / 1.5)
                     last_flush, ui_cpu = now, time.thread_time()
                     batch = "".join(pending)
                     pending.clear()
+                    pending_chars = 0
                     await body.write(batch)
                 if count % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # keys and scrolling stay live during a burst
@@ -350,9 +363,11 @@ class ChatScreen(Screen):
             answer.streaming = False
             self.answering = False
             self.status.set_activity("")
-            if pending:
+            if pending and body.written:
                 await body.write("".join(pending))
-            await body.finish(text)  # one full parse of the whole answer: fixes half-open fences
+            # one full parse of the whole answer: fixes half-open fences; an answer not streamed at all
+            # (one burst) is rendered by that parse alone
+            await body.finish(text)
             answer.refresh_footer()
             self.post_message(AnswerDone(answer, view))
         self.update_context()

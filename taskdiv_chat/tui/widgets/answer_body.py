@@ -11,6 +11,8 @@ from textual.containers import Vertical
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock
 
+from .markdown_fast import FastMarkdown
+
 _REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:", re.M)
 SEGMENT_CHARS = 2000  # a streamed answer continues in a new Markdown widget past this size
 _SPLIT = re.compile(r"\n[ \t]*\n(?=[A-Za-z\"'(])")  # a blank line, then a plain paragraph at column 0
@@ -46,9 +48,10 @@ class AnswerBody(Vertical):
         self._stream = None
         self._segment_text = ""  # what the current segment holds
         self._offsets: list[int] = []  # line offset of each segment in the whole text
+        self.written = False  # whether any text was streamed since begin()
 
     def compose(self) -> ComposeResult:
-        yield Markdown(self._initial, open_links=False)
+        yield FastMarkdown(self._initial, open_links=False)
 
     @property
     def segments(self) -> list[Markdown]:
@@ -58,18 +61,20 @@ class AnswerBody(Vertical):
         """Show `text` in one Markdown widget (no stream)."""
         await self.stop()
         await self.remove_children()
-        await self.mount(Markdown(text, open_links=False))
+        await self.mount(FastMarkdown(text, open_links=False))
 
     async def begin(self) -> None:
         await self.reset("")
         self._segment_text = ""
         self._offsets = [0]
+        self.written = False
         self._stream = Markdown.get_stream(self.segments[-1])
 
     async def write(self, text: str) -> None:
         """Append streamed text (callers batch it: one write per ~80 ms, not per token)."""
         if self._stream is None:
             return
+        self.written = True
         if len(self._segment_text) + len(text) > SEGMENT_CHARS:
             combined = self._segment_text + text
             written = len(self._segment_text)
@@ -79,7 +84,7 @@ class AnswerBody(Vertical):
                     await self._stream.write(text[: match.end() - written])
                     await self._stream.stop()
                     self._offsets.append(self._offsets[-1] + head.count("\n"))
-                    segment = Markdown("", open_links=False)
+                    segment = FastMarkdown("", open_links=False)
                     await self.mount(segment)
                     self._stream = Markdown.get_stream(segment)
                     self._segment_text = ""
@@ -100,7 +105,15 @@ class AnswerBody(Vertical):
                     pass
 
     async def finish(self, text: str) -> bool:
-        """End the stream and make the rendering exactly that of `text` parsed whole; True if rebuilt."""
+        """End the stream and make the rendering exactly that of `text` parsed whole; True if rebuilt.
+
+        If nothing was streamed (the answer came in one burst), `text` is parsed once into the
+        empty segment: that is the full parse itself, so there is nothing to compare.
+        """
+        if self._stream is not None and not self.written:
+            await self.stop()
+            await self.segments[-1].append(text)  # awaited until every block is mounted
+            return False
         await self.stop()
         segments = self.segments
         if len(segments) == len(self._offsets) and "".join(m.source for m in segments) == text \

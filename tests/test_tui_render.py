@@ -1,0 +1,142 @@
+"""Rendering of answers: FastMarkdown draws what Markdown draws, and a burst is rendered whole."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.widgets import Markdown
+from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, MarkdownParagraph
+
+from taskdiv_chat.fake_server import Reply
+from taskdiv_chat.tui import chat
+from taskdiv_chat.tui.chat import AnswerDone
+from taskdiv_chat.tui.widgets.answer_body import SEGMENT_CHARS, _top_blocks
+from taskdiv_chat.tui.widgets.markdown_fast import FastMarkdown, HighlightOnceFence, MarkdownSimpleListItem
+
+from test_tui import SIZE, Script, make_app, started, wait_for
+
+DOCUMENT = """\
+# Lists
+
+- a first point with *emphasis*, **strength**, `code` and a [link](https://example.com) that runs on \
+long enough to wrap onto a second and even a third line at this width, hanging under its text
+- second point
+  - a nested point that is also long enough to wrap onto the next line at forty or so columns
+    - deeper still
+- an item with two paragraphs
+
+  the second paragraph of that item
+
+8. eight
+9. nine
+10. ten, where the numbers grow a column wider and this item wraps onto a second line too
+
+```python
+def f(x):
+    return x * 2
+```
+"""
+
+
+class Host(App):
+    def __init__(self, widget_class: type[Markdown], text: str) -> None:
+        super().__init__()
+        self.widget_class, self.text = widget_class, text
+
+    def compose(self) -> ComposeResult:
+        yield self.widget_class(self.text)
+
+
+async def screen_cells(widget_class: type[Markdown], text: str, size=(48, 40), theme: str | None = None):
+    """Every cell of the screen as (character, style)."""
+    app = Host(widget_class, text)
+    async with app.run_test(size=size) as pilot:
+        if theme:
+            app.theme = theme
+        await pilot.pause()
+        strips = app.screen._compositor.render_strips()
+        return [[(ch, seg.style) for seg in strip for ch in seg.text] for strip in strips], app
+
+
+async def test_fast_markdown_draws_exactly_what_markdown_draws():
+    for theme in (None, "textual-light"):
+        expected, _ = await screen_cells(Markdown, DOCUMENT, theme=theme)
+        actual, _ = await screen_cells(FastMarkdown, DOCUMENT, theme=theme)
+        assert ["".join(ch for ch, _ in row) for row in actual] == ["".join(ch for ch, _ in row) for row in expected]
+        assert actual == expected
+
+
+async def test_simple_list_items_are_one_widget_and_nested_lists_still_nest():
+    app = Host(FastMarkdown, DOCUMENT)
+    async with app.run_test(size=(48, 40)) as pilot:
+        await pilot.pause()
+        items = [item._content.plain for item in app.query(MarkdownSimpleListItem)]
+        assert [text.split(",")[0] for text in items] == [
+            "a first point with emphasis", "deeper still", "eight", "nine", "ten"]
+        # items holding a list of their own keep the bullet/column layout; the innermost item nests in both
+        deeper = app.query(MarkdownSimpleListItem)[1]
+        assert sum(isinstance(a, MarkdownBulletList) for a in deeper.ancestors) == 3
+        paragraphs = [p._content.plain for p in app.query(MarkdownParagraph)]
+        assert "second point" in paragraphs and any(p.startswith("a nested point") for p in paragraphs)
+        # the item with two paragraphs is not squeezed into one widget
+        assert not any(text.startswith("an item with two") for text in items)
+
+
+async def test_code_is_highlighted_once_and_again_when_its_colours_change(monkeypatch):
+    calls: list[bool] = []
+    original = HighlightOnceFence.highlight.__func__
+
+    def counted(cls, code, language, ansi=False, dark=False):
+        calls.append(dark)
+        return original(cls, code, language, ansi=ansi, dark=dark)
+
+    monkeypatch.setattr(HighlightOnceFence, "highlight", classmethod(counted))
+    app = Host(FastMarkdown, DOCUMENT)
+    async with app.run_test(size=(48, 40)) as pilot:
+        await pilot.pause()
+        assert calls == [True]  # built, mounted, styled: highlighted once
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert calls == [True, False]
+        fence = app.query_one(HighlightOnceFence)
+        assert fence._highlighted_code == MarkdownFence.highlight(fence.code, fence.lexer, dark=False)
+
+
+def long_answer(sections: int = 20) -> str:
+    para = "The keeper counted the ships every evening and wrote each name in a ledger. " * 3
+    parts = []
+    for n in range(1, sections + 1):
+        parts += [f"## Part {n}", "", para, "", "- first point", "- second point", "  - nested point", "",
+                  "1. one", "2. two", ""]
+    return "\n".join(parts)
+
+
+async def test_a_burst_is_rendered_whole_when_the_answer_is_done(fake_server, fake_backend_settings, monkeypatch):
+    # a loopback burst on a loaded test machine may arrive slower than a real one: what is tested here
+    # is how a held-back answer is rendered, not how fast this machine receives it
+    monkeypatch.setattr(chat, "BURST_RATE", 1000)
+    monkeypatch.setattr(chat, "BURST_HOLD", 30.0)
+    text = long_answer()
+    assert len(text) > 2 * SEGMENT_CHARS  # streamed, it would have been split into segments
+    fake_server.responder = Script([Reply(text)])  # sent as fast as the server can
+    done: list[AnswerDone] = []
+    app = make_app(fake_backend_settings)
+
+    def hook(message) -> None:
+        if isinstance(message, AnswerDone):
+            done.append(message)
+            # at the moment the answer is posted as done, every block is already mounted
+            segments = screen.last_answer().body.segments
+            mounted.append([(b.name, b.source_range) for m in segments for b in m.children])
+
+    mounted: list = []
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await started(pilot)
+        screen = app.screen
+        screen.prompt.area.load_text("A long story")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: done, what="the answer")
+        segments = screen.last_answer().body.segments
+        assert len(segments) == 1 and segments[0].source == text  # one parse, never streamed
+        assert mounted[0] == [(t, tuple(r)) for t, r in _top_blocks(text)]
+        items = [item._content.plain for item in segments[0].query(MarkdownSimpleListItem)]
+        assert items.count("nested point") == 20 and items.count("two") == 20
