@@ -39,7 +39,7 @@ BIG_TURNS = 50  # the big conversation: 50 x 4 = 200 messages
 def vocabulary() -> list[str]:
     """Real words (NoveltyBench prompts, the taxonomy), most frequent first: a Zipf-like corpus."""
     text = [c.definition + " " + " ".join(c.examples) + " " + c.regen_instruction for c in taxonomy.CATEGORIES]
-    data = Path("/work/shared/data/noveltybench-curated.jsonl")
+    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "noveltybench-curated.jsonl"
     if data.exists():
         for line in data.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)

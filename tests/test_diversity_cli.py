@@ -170,7 +170,7 @@ def test_builtin_prompts_have_five_or_more_per_category():
 def test_noveltybench_file_reads_with_mapped_categories():
     from taskdiv_chat.diversity.bench import read_prompts
 
-    path = Path("/work/shared/data/noveltybench-curated.jsonl")
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "noveltybench-curated.jsonl"
     if not path.exists():
         pytest.skip("shared NoveltyBench data not present")
     prompts = read_prompts(path)
