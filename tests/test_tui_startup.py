@@ -30,18 +30,12 @@ from taskdiv_chat.tui.boot import BootScreen
 from taskdiv_chat.tui.state import save_state, state_path
 from taskdiv_chat.tui.widgets.messages import AssistantMessage, UserMessage
 from taskdiv_chat.tui.widgets.prompt import PromptArea
+from test_cli_chat import write_config
 from test_tui import wait_for
 
 SIZE = (100, 30)
 BROKEN = '[ui]\ntheme = "x"\ncolour = "red"\n'
 BROKEN_MESSAGE = ":3: field 'ui.colour': unknown field"
-
-
-def write_config(text: str) -> Path:
-    path = Path(os.environ["TASKDIV_CONFIG"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def fake_config(fake_server, extra: str = "") -> Path:
