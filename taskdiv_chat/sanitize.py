@@ -1,0 +1,51 @@
+"""Text from a server, a file or a paste, made safe to show on a terminal.
+
+Anything we did not write ourselves may carry escape sequences that retitle the
+window, clear the screen or write the clipboard (OSC 52). `for_display` is the one
+place that neutralises them; it is applied where text is shown, never where it is
+stored, so the stored text stays exact.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Whole escape sequences, removed: CSI (ESC [ or 0x9b ... final byte), OSC / DCS / SOS /
+# PM / APC strings (ESC ] P X ^ _ or their C1 forms ... ended by BEL or ST or cut off),
+# and the two-byte ESC x forms.
+_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+# What is left of C0 / C1 (bar \n and \t), DEL, and the bidirectional overrides that can
+# make text read differently from what it is ("Trojan Source").
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _picture(match: re.Match) -> str:
+    """A visible stand-in: U+2400-U+241F 'control pictures' for C0, '�' for the rest."""
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "\u2421" if code == 0x7F else "\ufffd"
+
+
+def for_display(text: str) -> str:
+    """`text` with escape sequences removed and other control characters made visible.
+
+    Newlines and tabs are kept; CR LF and lone CR become newlines (a lone CR would let
+    a later line overwrite an earlier one on the terminal).
+    """
+    if not text:
+        return text
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _SEQUENCE.sub("", text)
+    text = _CONTROL.sub(_picture, text)
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def is_clean(text: str) -> bool:
+    """True when `for_display` would leave `text` unchanged."""
+    return for_display(text) == text
