@@ -164,7 +164,7 @@ async def app_run(conn, base_url: str) -> tuple[list[float], list[int], list[int
                 await wait_until(lambda: len(done) > finished)
                 await pilot.pause(0.5)  # the classification, context count and other after-work
                 reads.append(len(selects))
-                full_reads.append(sum(1 for s in selects if "FROM messages WHERE conversation_id" in s))
+                full_reads.append(sum(1 for s in selects if "FROM messages WHERE conversation_id" in s and s.endswith("ORDER BY id")))
     finally:
         store.close()
     return delays, reads, full_reads

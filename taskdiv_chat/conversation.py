@@ -1,0 +1,601 @@
+"""One home for a turn: the conversation service the CLI and the TUI both drive.
+
+A ConversationService owns, for one conversation at a time, the store, the chat
+backends (one client per backend, made on first use, closed with the service)
+and the diversity judge (likewise), and keeps the conversation's active path in
+memory, so an Enter costs one write and no full read. It runs every flow once:
+send, retry, regenerate, brainstorm, measure and compare. Each flow is an async
+generator of typed events (Started, Delta, VariantSaved, Failed); what happens
+beside a flow (the turn's category, a diversity measurement) goes to the
+listeners as Classified, Measuring and Measured events. A turn's category is
+awaited (`category`), never polled. Everything here is cancellable: cancelling
+the task that iterates a flow stops its streams, keeps what was streamed and
+records the answer as cancelled.
+
+No textual here: the core never imports the UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable, Union
+
+from . import taxonomy
+from .backends.base import Backend, Completion, collect
+from .config import Settings
+
+# Room kept for the answer when fitting a conversation into a backend's context window,
+# unless the backend sets max_tokens: one figure for every path (send, regenerate, brainstorm).
+ANSWER_RESERVE_TOKENS = 512
+
+
+def answer_reserve(max_tokens: int | None) -> int:
+    return max_tokens or ANSWER_RESERVE_TOKENS
+
+
+def title_for(text: str) -> str:
+    line = " ".join(text.split())
+    return line[:60] + ("…" if len(line) > 60 else "") or "New chat"
+
+
+def usable(variants) -> list:
+    """Answers that count for regeneration and diversity: some text and no error."""
+    return [v for v in variants if v.text.strip() and not v.error]
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TurnAdded:
+    """The user's message is stored (a new conversation was created for it when `new_conversation`)."""
+    conversation_id: int
+    turn_id: int
+    text: str
+    new_conversation: bool
+    dropped: int  # older messages left out to fit the context window
+
+
+@dataclass(frozen=True)
+class NotSent:
+    """The message does not fit the backend's context window; nothing was stored."""
+    tokens: int
+    window: int
+    backend: str
+
+
+@dataclass(frozen=True)
+class Started:
+    """An answer begins (index: its place in a brainstorm or compare, 0 otherwise)."""
+    turn_id: int
+    index: int
+    backend: str
+    model: str
+    strategy: str
+    variant_id: int | None  # streamed answers are stored as they arrive; generated ones when complete
+
+
+@dataclass(frozen=True)
+class Delta:
+    turn_id: int
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class VariantSaved:
+    """A finished answer is stored as a variant of its turn (variant: a store.Variant)."""
+    turn_id: int
+    index: int
+    variant: object
+    note: str = ""  # what the strategy had to leave out, for the user
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A step failed; stage: answer | classify | measure. variant: the stored partial answer, if any."""
+    turn_id: int
+    stage: str
+    error: str
+    index: int = 0
+    variant: object | None = None
+
+
+@dataclass(frozen=True)
+class Classified:
+    """The turn's category (a store category dict); final=False for auto mode's early local answer."""
+    turn_id: int
+    category: dict
+    final: bool = True
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """Generic metrics are in (quick_report), the judge is still working."""
+    turn_id: int
+    quick: dict
+
+
+@dataclass(frozen=True)
+class Measured:
+    turn_id: int
+    report: object  # diversity.report.DiversityReport
+
+
+Event = Union[TurnAdded, NotSent, Started, Delta, VariantSaved, Failed, Classified, Measuring, Measured]
+
+
+def fit_context(messages: list[dict], window: int, reserve: int) -> tuple[bool, int, list[dict]]:
+    """(fits, tokens of the last message, messages trimmed to the window).
+
+    A token is at least one UTF-8 byte, so a conversation whose bytes fit is known to fit
+    without loading a tokenizer; a huge message is refused on its size alone.
+    """
+    last = messages[-1]["content"]
+    if sum(len(m["content"].encode()) + 8 for m in messages) + reserve <= window:
+        return True, len(last.encode()), messages
+    if len(last) > (window - reserve) * 12:  # 4+ characters per token is the most any tokenizer packs
+        return False, len(last) // 4, messages
+    from . import tokens
+
+    used = tokens.count_text(last)
+    if used + reserve > window:
+        return False, used, messages
+    kept, _dropped = tokens.trim_to_fit(messages, window, reserve)
+    return True, used, kept
+
+
+def count_tokens(messages: list[dict]) -> int:
+    from . import tokens
+
+    return tokens.count_messages(messages) if messages else 0
+
+
+# --- the service --------------------------------------------------------------------------------
+
+
+class ConversationService:
+    """The flows of one conversation at a time. Use from one event loop; close with aclose()."""
+
+    def __init__(self, store, settings: Settings, backend_name: str | None = None, *,
+                 judge_method: str | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.backend_name, self.backend_config = settings.backend(backend_name)
+        self.judge_method = judge_method
+        self.conversation = None  # a store.Conversation: the active path, kept in memory
+        self.listeners: list[Callable[[Event], None]] = []
+        self._backends: dict[str, Backend] = {}
+        self._judge = None
+        self._categories: dict[int, asyncio.Future] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- resources --------------------------------------------------------------------------
+
+    def backend(self, name: str | None = None) -> Backend:
+        """The chat client of a backend (default: this service's), made once."""
+        name = name or self.backend_name
+        if name not in self._backends:
+            from .backends import make_backend
+
+            self._backends[name] = make_backend(self.settings, name)
+        return self._backends[name]
+
+    def judge(self):
+        """The diversity judge the settings ask for, made once."""
+        if self._judge is None:
+            from .diversity.judge import make_judge
+
+            self._judge = make_judge(self.settings, self.judge_method, self.settings.judge.backend or self.backend_name)
+        return self._judge
+
+    async def aclose(self) -> None:
+        """Stop background work, close the judge and every client made."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._judge is not None:
+            from .diversity.judge import close_judge
+
+            judge, self._judge = self._judge, None
+            await close_judge(judge)
+        backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
+            await backend.aclose()
+
+    def emit(self, event: Event) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- the tree ---------------------------------------------------------------------------
+
+    @property
+    def conversation_id(self) -> int | None:
+        return self.conversation.id if self.conversation else None
+
+    def open(self, conversation_id: int | None):
+        """Read a conversation's active path (None, or an unknown id: a new, not yet stored one)."""
+        self.conversation = None
+        if conversation_id is not None:
+            try:
+                self.conversation = self.store.load_conversation(conversation_id)
+            except KeyError:
+                self.conversation = None
+        return self.conversation
+
+    def reload(self):
+        """Read the active path again after a change made elsewhere (a variant shown, metrics saved)."""
+        return self.open(self.conversation_id)
+
+    @property
+    def turns(self) -> list:
+        return self.conversation.turns if self.conversation else []
+
+    def turn(self, turn_id: int | None = None):
+        """A turn on the active path (default: the last), or None."""
+        turns = self.turns
+        if turn_id is None:
+            return turns[-1] if turns else None
+        return next((t for t in turns if t.user.id == turn_id), None)
+
+    def history(self, upto_turn_id: int | None = None) -> list[dict]:
+        """The active path as chat messages; with upto_turn_id, ending with that turn's user message."""
+        messages: list[dict] = []
+        for turn in self.turns:
+            messages.append({"role": "user", "content": turn.user.text})
+            if turn.user.id == upto_turn_id:
+                break
+            if turn.active is not None and turn.active.text:
+                messages.append({"role": "assistant", "content": turn.active.text})
+        return messages
+
+    def _refresh_turn(self, turn_id: int) -> None:
+        """Re-read the tree once a turn's answers changed (one read per finished flow, not per Enter)."""
+        self.reload()
+
+    # --- send -------------------------------------------------------------------------------
+
+    async def send(self, text: str) -> AsyncIterator[Event]:
+        """Store the message, start its classification beside the stream, stream the answer."""
+        config = self.backend_config
+        messages = self.history() + [{"role": "user", "content": text}]
+        fits, used, kept = fit_context(messages, config.context_window, answer_reserve(config.max_tokens))
+        if not fits:
+            yield NotSent(used, config.context_window, self.backend_name)
+            return
+        from .store import Conversation, Turn, UserTurn
+
+        new = self.conversation is None
+        if new:
+            conversation_id = self.store.create_conversation(title_for(text))
+            self.conversation = Conversation(conversation_id, title_for(text), time.time(), time.time(), False)
+        last = self.turn()
+        parent = last.active.id if last and last.active else None
+        turn_id = self.store.add_user_turn(self.conversation.id, text, parent)
+        self.conversation.turns.append(Turn(UserTurn(turn_id, text, None, None, parent, time.time()), [], None))
+        answer = self._answer(turn_id, kept, "first")  # the request leaves now, before anything else
+        self._start_classification(turn_id)  # beside the stream, not before it
+        try:
+            yield TurnAdded(self.conversation.id, turn_id, text, new, len(messages) - len(kept))
+            async for event in answer.events():
+                yield event
+        finally:
+            await answer.stop()
+
+    async def retry(self, turn_id: int | None = None) -> AsyncIterator[Event]:
+        """One more plain answer to a turn (after a failed one)."""
+        turn = self.turn(turn_id)
+        if turn is None:
+            return
+        async for event in self._answer(turn.user.id, self.history(turn.user.id), "first").events():
+            yield event
+
+    def _answer(self, turn_id: int, messages: list[dict], strategy: str, backend_name: str | None = None,
+                index: int = 0, **params) -> "_Answer":
+        return _Answer(self, turn_id, messages, strategy, self.backend(backend_name), index, params)
+
+    def _variant(self, turn_id: int, variant_id: int):
+        turn = self.turn(turn_id)
+        return next((v for v in turn.variants if v.id == variant_id), None) if turn else None
+
+    def save_answer(self, turn_id: int, text: str, completion: Completion, strategy: str,
+                    params: dict | None = None) -> int:
+        """Store a finished answer as a variant of a turn: the one place every flow saves one."""
+        writer = self.store.start_variant(turn_id, strategy=strategy, backend=completion.backend,
+                                          model=completion.model, params=params or {})
+        writer.append(text)
+        usage, timings = _usage_timings(completion)
+        writer.finish(completion.finish_reason or "stop", usage, timings)
+        return writer.variant_id
+
+    # --- categories -------------------------------------------------------------------------
+
+    def _start_classification(self, turn_id: int) -> None:
+        self._categories[turn_id] = asyncio.get_running_loop().create_future()
+        self._spawn(self.classify(turn_id))
+
+    async def classify(self, turn_id: int) -> dict:
+        """Classify a turn (its category is stored, emitted and handed to whoever awaits `category`)."""
+        turn = self.turn(turn_id)
+        waiting = self._categories.setdefault(turn_id, asyncio.get_running_loop().create_future())
+        if turn is None:
+            if not waiting.done():
+                waiting.set_result(taxonomy.OTHER)
+            return {}
+        from .classify import Classification, classify_turn
+
+        index = self.turns.index(turn)
+        before = None
+        previous = self.turns[index - 1].user.category if index > 0 else None
+        if previous and previous.get("letter"):
+            with contextlib.suppress(ValueError):
+                before = Classification.from_dict(previous)
+
+        def early(result) -> None:  # auto mode: the local answer, while the model is still thinking
+            self._set_category(turn, result.to_dict(), final=False)
+
+        try:
+            result = await classify_turn(turn.user.text, settings=self.settings, backend_name=self.backend_name,
+                                         backend=self.backend(), previous=before, context=self.history(turn_id)[:-1],
+                                         on_local=early)
+            category = result.to_dict()
+        except asyncio.CancelledError:
+            if not waiting.done():
+                waiting.cancel()
+            raise
+        except Exception as exc:
+            self.emit(Failed(turn_id, "classify", str(exc) or type(exc).__name__))
+            category = {"letter": taxonomy.OTHER, "confidence": 0.0, "method": "failed", "detail": str(exc)}
+        self._set_category(turn, category, final=True)
+        return category
+
+    def _set_category(self, turn, category: dict, final: bool) -> None:
+        self.store.set_category(turn.user.id, category)
+        turn.user.category = category
+        waiting = self._categories.get(turn.user.id)
+        if final and waiting is not None and not waiting.done():
+            waiting.set_result(category.get("letter") or taxonomy.OTHER)
+        self.emit(Classified(turn.user.id, category, final))
+
+    def set_override(self, turn_id: int, letter: str | None) -> None:
+        """The user's category for a turn; it wins over the classifier from now on."""
+        self.store.set_category_override(turn_id, letter)
+        turn = self.turn(turn_id)
+        if turn is not None:
+            category = taxonomy.get(letter) if letter else None
+            turn.user.override = category.letter if category else (taxonomy.OTHER if letter else None)
+            self.emit(Classified(turn_id, turn.user.category or {}, True))
+
+    async def category(self, turn_id: int) -> str:
+        """The letter a regeneration uses: the override, else the classifier's (awaited if still running)."""
+        turn = self.turn(turn_id)
+        if turn is not None and turn.user.letter:
+            return turn.user.letter
+        waiting = self._categories.get(turn_id)
+        if waiting is None:  # loaded unclassified (an earlier run stopped first): classify now
+            if turn is None:
+                return taxonomy.OTHER
+            self._start_classification(turn_id)
+            waiting = self._categories[turn_id]
+        try:
+            letter = await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            if waiting.cancelled():
+                return taxonomy.OTHER
+            raise
+        return (turn.user.letter if turn is not None else None) or letter
+
+    def classify_pending(self) -> None:
+        """Classify, in the background, the turns of the open conversation that have no category yet."""
+        for turn in self.turns:
+            if turn.user.letter is None and turn.user.id not in self._categories:
+                self._start_classification(turn.user.id)
+
+    # --- regenerate, brainstorm, compare ----------------------------------------------------
+
+    async def regenerate(self, strategy: str | None = None, turn_id: int | None = None,
+                         n: int = 1) -> AsyncIterator[Event]:
+        """n new answers to a turn (default: the last) with a regeneration strategy, each saved as a
+        variant as soon as it is complete (diversity.generate.generate_variants). A turn whose only
+        answer failed gets a plain retry instead."""
+        turn = self.turn(turn_id)
+        if turn is None:
+            return
+        if not usable(turn.variants):
+            async for event in self.retry(turn.user.id):
+                yield event
+            return
+        strategy = strategy or self.settings.regenerate.strategy
+        letter = await self.category(turn.user.id)
+        from .diversity.generate import generate_variants
+
+        backend = self.backend()
+        path = self.history(turn.user.id)
+        earlier = [v.text for v in usable(turn.variants)]
+        params = {"brainstorm": n} if n > 1 else {}
+        turn_id = turn.user.id
+
+        async def run(queue: asyncio.Queue) -> None:
+            started: set[int] = set()
+
+            def on_text(index: int, delta: str) -> None:
+                if index not in started:
+                    started.add(index)
+                    queue.put_nowait(Started(turn_id, index, backend.name, backend.model, strategy, None))
+                queue.put_nowait(Delta(turn_id, index, delta))
+
+            def on_answer(index: int, answer) -> None:
+                variant_id = self.save_answer(turn_id, answer.text, answer.completion, strategy, params)
+                queue.put_nowait(("saved", index, variant_id, answer.note))
+
+            await generate_variants(backend, strategy, history=path[:-1], prompt=path[-1]["content"],
+                                    earlier=earlier, category=taxonomy.get(letter), n=n, on_text=on_text,
+                                    on_answer=on_answer)
+
+        async for item in _drain(run):
+            if isinstance(item, tuple) and item[0] == "saved":
+                _, index, variant_id, note = item
+                self._refresh_turn(turn_id)
+                yield VariantSaved(turn_id, index, self._variant(turn_id, variant_id), note)
+            elif isinstance(item, BaseException):
+                self._refresh_turn(turn_id)
+                yield Failed(turn_id, "answer", str(item) or type(item).__name__)
+            else:
+                yield item
+
+    async def compare(self, backend_names: list[str], turn_id: int | None = None) -> AsyncIterator[Event]:
+        """The turn sent to several backends at once, streamed side by side, each answer stored as a
+        variant with its backend and model; one backend failing does not stop the others. Measure
+        the turn afterwards to judge all its answers together."""
+        turn = self.turn(turn_id)
+        if turn is None or not backend_names:
+            return
+        messages = self.history(turn.user.id)
+
+        async def run(queue: asyncio.Queue) -> None:
+            async def one(index: int, name: str) -> None:
+                try:
+                    answer = self._answer(turn.user.id, messages, "compare", name, index)
+                except Exception as exc:  # this backend cannot even start (a bad config, a missing key)
+                    queue.put_nowait(Failed(turn.user.id, "answer", f"{name}: {exc}", index))
+                    return
+                async for event in answer.events():
+                    queue.put_nowait(event)
+
+            await asyncio.gather(*(one(i, name) for i, name in enumerate(backend_names)))
+
+        async for item in _drain(run):
+            if isinstance(item, BaseException):
+                yield Failed(turn.user.id, "answer", str(item) or type(item).__name__)
+            else:
+                yield item
+
+    # --- diversity --------------------------------------------------------------------------
+
+    async def measure(self, turn_id: int | None = None):
+        """Judge every usable answer of a turn together: Measuring (generic metrics) then Measured
+        (the judge's verdict, saved on the newest answer). Returns the report, or None with < 2 answers.
+        Async all the way: cancelling it (a newer regenerate) stops it."""
+        turn = self.turn(turn_id)
+        variants = usable(turn.variants) if turn else []
+        if len(variants) < 2:
+            return None
+        from .diversity.report import analyze, quick_report
+
+        texts = [v.text for v in variants]
+        try:
+            quick = await asyncio.to_thread(quick_report, texts)
+            self.emit(Measuring(turn.user.id, quick))
+            letter = await self.category(turn.user.id)
+            report = await analyze(turn.user.text, taxonomy.get(letter), texts, self.judge())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.emit(Failed(turn.user.id, "measure", str(exc) or type(exc).__name__))
+            return None
+        self.store.save_metrics(variants[-1].id, report.to_dict())
+        variants[-1].metrics = report.to_dict()
+        self.emit(Measured(turn.user.id, report))
+        return report
+
+
+_END = object()
+
+
+class _Answer:
+    """One answer streaming into the store. The request starts when this is made, so it leaves
+    before the caller renders anything; events() hands out what arrives, and closing it (or
+    cancelling the task iterating it) stops the stream and records the answer as cancelled."""
+
+    def __init__(self, service: ConversationService, turn_id: int, messages: list[dict], strategy: str,
+                 backend: Backend, index: int, params: dict) -> None:
+        self.service, self.turn_id, self.index = service, turn_id, index
+        self.writer = service.store.start_variant(turn_id, strategy=strategy, backend=backend.name,
+                                                  model=backend.model, params=params)
+        self.started = Started(turn_id, index, backend.name, backend.model, strategy, self.writer.variant_id)
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.task = asyncio.ensure_future(self._run(backend, messages, params))
+
+    async def _run(self, backend: Backend, messages: list[dict], params: dict) -> None:
+        writer, turn_id, index = self.writer, self.turn_id, self.index
+
+        def on_text(delta: str) -> None:
+            writer.append(delta)
+            self.queue.put_nowait(Delta(turn_id, index, delta))
+
+        completion, error, cancelled = None, None, False
+        try:
+            completion = await collect(backend, messages, on_text=on_text, **params)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        except Exception as exc:  # a BackendError's message is written for the user
+            error = str(exc) or type(exc).__name__
+            partial = getattr(exc, "partial", "")
+            if partial and not writer.text:
+                on_text(partial)  # stored too, not only shown
+        finally:
+            usage, timings = _usage_timings(completion)
+            reason = "cancelled" if cancelled else "error" if error else (completion.finish_reason or "stop")
+            writer.finish(reason, usage, timings, error=error)
+            self.service._refresh_turn(turn_id)
+            variant = self.service._variant(turn_id, writer.variant_id)
+            if not cancelled:
+                self.queue.put_nowait(Failed(turn_id, "answer", error, index, variant) if error
+                                      else VariantSaved(turn_id, index, variant))
+            self.queue.put_nowait(_END)
+
+    async def events(self) -> AsyncIterator[Event]:
+        try:
+            yield self.started
+            while (item := await self.queue.get()) is not _END:
+                yield item
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        if not self.writer.finished:  # cancelled before it ever ran
+            self.writer.finish("cancelled")
+
+
+async def _drain(run: Callable[[asyncio.Queue], object]) -> AsyncIterator:
+    """Run `run(queue)` and yield what it puts on the queue as it arrives; its exception comes last
+    (as an item), and cancelling the consumer cancels it."""
+    queue: asyncio.Queue = asyncio.Queue()
+    task = asyncio.ensure_future(run(queue))
+    try:
+        while not (task.done() and queue.empty()):
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+        if not task.cancelled() and task.exception() is not None:
+            yield task.exception()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def _usage_timings(completion: Completion | None) -> tuple[dict | None, dict | None]:
+    if completion is None:
+        return None, None
+    usage = completion.usage
+    return ({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens} if usage else None,
+            {"first_token_s": completion.first_token_s, "total_s": completion.total_s})
