@@ -258,6 +258,11 @@ class ConversationService:
                 messages.append({"role": "assistant", "content": turn.active.text})
         return messages
 
+    def show_variant(self, turn_id: int, variant_id: int) -> None:
+        """Show this answer at its turn; the path continues from it."""
+        self.store.set_active_variant(turn_id, variant_id)
+        self.reload()
+
     def _refresh_turn(self, turn_id: int) -> None:
         """Re-read the tree once a turn's answers changed (one read per finished flow, not per Enter)."""
         self.reload()
@@ -341,7 +346,7 @@ class ConversationService:
                 before = Classification.from_dict(previous)
 
         def early(result) -> None:  # auto mode: the local answer, while the model is still thinking
-            self._set_category(turn, result.to_dict(), final=False)
+            self._set_category(turn_id, result.to_dict(), final=False)
 
         try:
             result = await classify_turn(turn.user.text, settings=self.settings, backend_name=self.backend_name,
@@ -355,16 +360,17 @@ class ConversationService:
         except Exception as exc:
             self.emit(Failed(turn_id, "classify", str(exc) or type(exc).__name__))
             category = {"letter": taxonomy.OTHER, "confidence": 0.0, "method": "failed", "detail": str(exc)}
-        self._set_category(turn, category, final=True)
+        self._set_category(turn_id, category, final=True)
         return category
 
-    def _set_category(self, turn, category: dict, final: bool) -> None:
-        self.store.set_category(turn.user.id, category)
-        turn.user.category = category
-        waiting = self._categories.get(turn.user.id)
+    def _set_category(self, turn_id: int, category: dict, final: bool) -> None:
+        self.store.set_category(turn_id, category)
+        if (turn := self.turn(turn_id)) is not None:  # the tree may have been re-read meanwhile
+            turn.user.category = category
+        waiting = self._categories.get(turn_id)
         if final and waiting is not None and not waiting.done():
             waiting.set_result(category.get("letter") or taxonomy.OTHER)
-        self.emit(Classified(turn.user.id, category, final))
+        self.emit(Classified(turn_id, category, final))
 
     def set_override(self, turn_id: int, letter: str | None) -> None:
         """The user's category for a turn; it wins over the classifier from now on."""
@@ -392,6 +398,7 @@ class ConversationService:
             if waiting.cancelled():
                 return taxonomy.OTHER
             raise
+        turn = self.turn(turn_id)
         return (turn.user.letter if turn is not None else None) or letter
 
     def classify_pending(self) -> None:
@@ -503,7 +510,7 @@ class ConversationService:
             self.emit(Failed(turn.user.id, "measure", str(exc) or type(exc).__name__))
             return None
         self.store.save_metrics(variants[-1].id, report.to_dict())
-        variants[-1].metrics = report.to_dict()
+        self.reload()
         self.emit(Measured(turn.user.id, report))
         return report
 

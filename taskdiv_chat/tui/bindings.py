@@ -91,3 +91,11 @@ def keys_for(binding: Binding, keymap: dict[str, str]) -> str:
     """The keys a binding answers to once the user's keymap is applied, for display."""
     keys = keymap.get(binding.id or "", binding.key)
     return ", ".join(k.strip() for k in keys.split(","))
+
+
+def keys_for_id(app, binding_id: str) -> str:
+    """The keys of a binding (by id) under the app's live keymap: what every UI string names."""
+    from .compat import keymap
+
+    binding = next(b for group in GROUPS.values() for b in group if b.id == binding_id)
+    return keys_for(binding, keymap(app))

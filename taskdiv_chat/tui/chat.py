@@ -1,7 +1,8 @@
-"""The chat screen: conversation, input, sidebar, status bar, and every chat flow.
+"""The chat screen: conversation, input, sidebar, status bar; a view over the conversation service.
 
-The flows only call the core (store, backends, classify, diversity); the
-heavy core modules are imported inside workers, after the first paint.
+Every flow (send, retry, regenerate, brainstorm, measure) runs in
+taskdiv_chat.conversation.ConversationService; this screen starts them in
+workers and shows their events. The service is made after the first paint.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TextArea
-from textual.worker import get_current_worker
 
 from .. import config, taxonomy
 from ..config import data_dir
+from ..conversation import (Classified, ConversationService, Delta, Failed, Measured, Measuring, NotSent, Started,
+                            TurnAdded, VariantSaved, count_tokens, title_for, usable)
+from ..sanitize import for_display
 from . import bindings, services
+from .bindings import keys_for_id
 from .state import load_state, save_state
 from .widgets.messages import (AssistantMessage, Badge, CategoryChip, ChatLog, Notice, UserMessage, VariantView,
                                code_blocks, model_label)
@@ -41,7 +45,6 @@ BURST_RATE = 20_000
 BURST_HOLD = 1.0
 YIELD_EVERY = 64  # chunks handled before giving the event loop a turn in a burst
 DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
-RESERVE_TOKENS = 256  # room kept for the answer when checking the context window
 
 
 def variant_view(variant) -> VariantView:
@@ -59,8 +62,7 @@ class ChatScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conversation_id: int | None = None
-        self.backend = None  # created after the first paint
+        self.service: ConversationService | None = None  # made after the first paint
         self.answering = False
         self._draft_timer = None
         self._draft_restored = False  # until a conversation's draft is shown, the input holds nothing to save
@@ -96,6 +98,19 @@ class ChatScreen(Screen):
         return self.query_one(Sidebar)
 
     @property
+    def conversation_id(self) -> int | None:
+        return self.service.conversation_id if self.service else None
+
+    @property
+    def backend(self):
+        """The chat backend's client (made once by the service)."""
+        return self.service.backend() if self.service else None
+
+    def key_for(self, action: str) -> str:
+        """The keys the user has for a chat action, as the live keymap says (for messages)."""
+        return keys_for_id(self.app, action)
+
+    @property
     def is_local(self) -> bool:
         return self.app.backend_config.kind == "local"
 
@@ -119,28 +134,31 @@ class ChatScreen(Screen):
 
     async def _after_first_paint(self) -> None:
         self.app.log(f"first paint after {time.monotonic() - self.app.started:.3f} s")
-        from ..backends import make_backend
-
-        self.backend = make_backend(self.app.settings, self.app.backend_name)
         from ..store import StoreError
 
         try:
-            self.app.open_store()
+            store = self.app.open_store()
         except StoreError as exc:  # a damaged or newer database: say so, touch nothing
-            self.app.exit(return_code=2, message=f"taskdiv-chat: {exc}")
+            self.app.exit(return_code=2, message=for_display(f"taskdiv-chat: {exc}"))
             return
+        self.service = ConversationService(store, self.app.settings, self.app.backend_name)
+        self.service.listeners.append(self._service_event)
         if self.app.warm_up:
-            self.warm_up()
+            self.warm_up(self.service.backend())
         wanted = None if self.app.new_chat else (self.app.start_conversation_id or load_state().get("last_conversation"))
         await self.open_conversation(wanted)
         self.refresh_sidebar()
 
+    async def on_unmount(self) -> None:
+        if self.service is not None:
+            await self.service.aclose()
+
     @work(thread=True, exclusive=True, group="warm-up")
-    def warm_up(self) -> None:
+    def warm_up(self, backend) -> None:
         """Load the classifier and the embedding model (and the local model) in the background."""
         self.app.call_from_thread(self.status.set_activity, "warming up models…")
         try:
-            services.warm_up(self.backend)
+            services.warm_up(backend)
         except Exception as exc:  # a model that fails to load is reported, the chat still works
             self.app.call_from_thread(self.app.notify, f"background models failed to load: {exc}",
                                       severity="warning", timeout=10)
@@ -152,17 +170,11 @@ class ChatScreen(Screen):
         """Show a conversation (None: a new, not yet created one) and restore its draft."""
         store = self.app.store
         self._save_draft_now()
-        conv = None
-        if conversation_id is not None:
-            try:
-                conv = store.load_conversation(conversation_id)
-            except KeyError:
-                conv = None
-        self.conversation_id = conv.id if conv else None
+        conv = self.service.open(conversation_id)
         self.sidebar.current_id = self.conversation_id
         if conv:
             save_state(last_conversation=conv.id)
-        self.sub_title = conv.title if conv else "new chat"
+        self.sub_title = for_display(conv.title) if conv else "new chat"
         await self.chat.remove_children()
         widgets = []
         if conv is None or not conv.turns:
@@ -176,9 +188,7 @@ class ChatScreen(Screen):
         self._draft_restored = True
         self.prompt.area.sent_history = [t.user.text for t in conv.turns] if conv else []
         self.update_context()
-        for turn in conv.turns if conv else []:
-            if turn.user.letter is None:
-                self.classify_turn(turn.user.id, turn.user.text)
+        self.service.classify_pending()
 
     def _welcome(self) -> Content:
         lines = ["Type a message and press Enter.",
@@ -238,140 +248,144 @@ class ChatScreen(Screen):
         if not text.strip():
             return
         if self.answering:
-            self.app.notify("An answer is still running: Esc stops it. Your message stays in the input.",
-                            severity="warning", timeout=4)
+            self.app.notify(f"An answer is still running: {self.key_for('cancel')} stops it. Your message stays "
+                            f"in the input.", severity="warning", timeout=4)
             return
-        self.send(text)
-
-    @work(exclusive=True, group="send")
-    async def send(self, text: str) -> None:
-        store = self.app.store
-        if store is None or self.backend is None:
+        if self.service is None:
             self.app.notify("Still starting, try again in a moment.", timeout=3)
             return
-        last = self.last_answer()
-        parent = last.current.id if last and last.current else None
-        history = [] if self.conversation_id is None else store.history_messages(self.conversation_id)
-        messages = history + [{"role": "user", "content": text}]
-        window = self.app.backend_config.context_window
-        fits, used, kept = await asyncio.to_thread(services.fit_context, messages, window, RESERVE_TOKENS)
-        if not fits:
-            await self._notice(f"Not sent: this message is about {used:,} tokens, more than the {window:,}-token "
-                               f"context window of {self.app.backend_name} (it stays in the input). "
-                               f"Shorten it or use a backend with a larger context_window.")
-            return
-        if self.conversation_id is None:
-            self.conversation_id = store.create_conversation(services.title_for(text))
-            self.sidebar.current_id = self.conversation_id
-            save_state(last_conversation=self.conversation_id)
-            self.sub_title = services.title_for(text)
-        turn_id = store.add_user_turn(self.conversation_id, text, parent)
+        self.answering = True  # until the flow's worker has started, a second Enter must not send again
+        self.run_worker(self._send(text), exclusive=True, group="answer")
+
+    async def _send(self, text: str) -> None:
+        """Send: the service stores the message and starts the request; the screen catches up after."""
+        events = self.service.send(text)
+        try:
+            first = await anext(events)
+            if isinstance(first, NotSent):
+                self.answering = False
+                await self._notice(f"Not sent: this message is about {first.tokens:,} tokens, more than the "
+                                   f"{first.window:,}-token context window of {first.backend} (it stays in the "
+                                   f"input). Shorten it or use a backend with a larger context_window.")
+                return
+            answer = await self._show_turn(first)
+            await self._show_flow(answer, events, "answering (first)…")
+        finally:
+            await events.aclose()
+
+    async def _show_turn(self, added: TurnAdded) -> AssistantMessage:
+        """The sent message and an empty answer on screen; the input cleared."""
+        if added.new_conversation:
+            self.sidebar.current_id = added.conversation_id
+            save_state(last_conversation=added.conversation_id)
+            self.sub_title = for_display(title_for(added.text))
         self.prompt.clear()
-        self.prompt.area.remember(text)
-        store.save_draft(self.conversation_id, "")
+        self.prompt.area.remember(added.text)
         if (empty := self.chat.query("#empty")):
             await empty.remove()
-        user = UserMessage(turn_id, text, None, id=f"user-{turn_id}")
-        answer = AssistantMessage(turn_id, [], is_local=self.is_local, id=f"answer-{turn_id}")
+        user = UserMessage(added.turn_id, added.text, None, id=f"user-{added.turn_id}")
+        answer = AssistantMessage(added.turn_id, [], is_local=self.is_local, id=f"answer-{added.turn_id}")
         await self.chat.mount_all([user, answer])
         self.chat.anchor()
-        self.refresh_sidebar()
-        self.classify_turn(turn_id, text)
-        if len(kept) < len(messages):
-            self.app.notify(f"{len(messages) - len(kept)} older message(s) left out to fit the context window.",
-                            timeout=5)
-        self.run_answer(answer, kept, strategy="first")
+        self.app.store.save_draft(added.conversation_id, "")
+        if added.dropped:
+            self.app.notify(f"{added.dropped} older message(s) left out to fit the context window.", timeout=5)
+        return answer
 
     async def _notice(self, text: str) -> None:
-        await self.chat.mount(Notice(Content(text)))
+        await self.chat.mount(Notice(Content(for_display(text))))
         self.chat.scroll_end(animate=False)
 
     # --- streaming ---------------------------------------------------------------------------
 
-    @work(exclusive=True, group="answer")
-    async def run_answer(self, answer: AssistantMessage, messages: list[dict], strategy: str,
-                         analyze: bool = False) -> None:
-        """Stream one answer into `answer` as a new variant, then (regenerations) measure diversity."""
-        store, backend = self.app.store, self.backend
-        writer = store.start_variant(answer.turn_id, strategy=strategy, backend=backend.name, model=backend.model,
-                                     params={})
-        view = VariantView(id=writer.variant_id, text="", backend=backend.name, model=backend.model,
-                           strategy=strategy)
-        self.answering = True
-        answer.streaming = True
-        await answer.add_variant(view)
-        if analyze:
-            answer.badge.show_text("…", "pending")
+    async def _show_flow(self, answer: AssistantMessage, events, activity: str, analyze: bool = False) -> None:
+        """Show a flow's answers in `answer` as they stream (a brainstorm's one after the other), each
+        saved one as a variant; then, for regenerations, measure the turn's diversity."""
         body = answer.body
+        view: VariantView | None = None  # what is shown while streaming
+        saved: list[VariantView] = []
+        failed: list[str] = []
+        notes: list[str] = []
         parts: list[str] = []
         pending: list[str] = []
         pending_chars, held_since = 0, 0.0  # size of `pending` and when its first chunk arrived
-        started = time.monotonic()
-        first_token = None
-        last_flush = started
-        finish, usage, error = None, None, None
+        last_flush = time.monotonic()
         count = 0
         interval, ui_cpu = FLUSH_EVERY, time.thread_time()  # the UI thread's CPU time: how busy rendering keeps it
-        self.status.set_activity(f"answering ({strategy})…")
+        self.answering = answer.streaming = True
+        self.status.set_activity(activity)
+        if analyze:
+            answer.badge.show_text("…", "pending")
         try:
-            async for chunk in backend.stream(messages):
-                if chunk.text:
-                    if first_token is None:
-                        first_token = time.monotonic() - started
-                    parts.append(chunk.text)
+            async for event in events:
+                if isinstance(event, Started):
+                    if view is None:
+                        view = VariantView(id=event.variant_id, text="", backend=event.backend, model=event.model,
+                                           strategy=event.strategy)
+                        await answer.add_variant(view)
+                    elif event.index > 0:  # the next answer of a brainstorm, in the same preview
+                        parts.append("\n\n---\n\n")
+                        pending.append("\n\n---\n\n")
+                elif isinstance(event, Delta):
+                    parts.append(event.text)
                     if not pending:
                         held_since = time.monotonic()
-                    pending.append(chunk.text)
-                    pending_chars += len(chunk.text)
-                    writer.append(chunk.text)
-                finish = chunk.finish_reason or finish
-                usage = chunk.usage or usage
-                count += 1
-                now = time.monotonic()
-                held = now - held_since
-                # judged once text has been held for a flush interval (the rate of a few chunks means nothing)
-                bursting = held < BURST_HOLD and (held < interval or pending_chars > BURST_RATE * held)
-                if pending and now - last_flush >= interval and not bursting:
-                    busy = (time.thread_time() - ui_cpu) / (now - last_flush)
-                    interval = min(FLUSH_MAX, interval * 1.5) if busy > BUSY_SHARE else max(FLUSH_EVERY, interval / 1.5)
-                    last_flush, ui_cpu = now, time.thread_time()
-                    batch = "".join(pending)
-                    pending.clear()
-                    pending_chars = 0
-                    await body.write(batch)
-                if count % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # keys and scrolling stay live during a burst
+                    pending.append(event.text)
+                    pending_chars += len(event.text)
+                    count += 1
+                    now = time.monotonic()
+                    held = now - held_since
+                    # judged once text has been held for a flush interval (the rate of a few chunks means nothing)
+                    bursting = held < BURST_HOLD and (held < interval or pending_chars > BURST_RATE * held)
+                    if pending and now - last_flush >= interval and not bursting:
+                        busy = (time.thread_time() - ui_cpu) / (now - last_flush)
+                        interval = min(FLUSH_MAX, interval * 1.5) if busy > BUSY_SHARE else max(FLUSH_EVERY,
+                                                                                               interval / 1.5)
+                        last_flush, ui_cpu = now, time.thread_time()
+                        batch = "".join(pending)
+                        pending.clear()
+                        pending_chars = 0
+                        await body.write(batch)
+                    if count % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # keys and scrolling stay live during a burst
+                elif isinstance(event, VariantSaved):
+                    saved.append(variant_view(event.variant))
+                    if event.note:
+                        notes.append(event.note)
+                elif isinstance(event, Failed):
+                    failed.append(event.error)
+                    if event.variant is not None:
+                        saved.append(variant_view(event.variant))
         except asyncio.CancelledError:
-            finish = "cancelled"
+            if view is not None and view.id is not None and not saved:  # a streamed answer, kept as far as it got
+                view.text, view.finish_reason = "".join(parts), "cancelled"
+                saved.append(view)
             raise
-        except Exception as exc:  # a BackendError's message is written for the user
-            finish, error = "error", str(exc) or type(exc).__name__
-            if not parts and getattr(exc, "partial", ""):
-                parts.append(exc.partial)
-                writer.append(exc.partial)  # stored too, not only shown
         finally:
-            text = "".join(parts)
-            total = time.monotonic() - started
-            usage_dict = ({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
-                          if usage else None)
-            writer.finish(finish or "stop", usage_dict, {"first_token_s": first_token, "total_s": total}, error=error)
-            view.text = text
-            view.tokens = usage.completion_tokens if usage else None
-            view.seconds = total
-            view.finish_reason = finish if finish not in (None, "stop") else None
-            view.error = error
-            answer.streaming = False
-            self.answering = False
+            if view is not None:
+                answer.variants.remove(view)
+            answer.variants.extend(saved)
+            answer.index = max(0, len(answer.variants) - 1)
             self.status.set_activity("")
             if pending and body.written:
                 await body.write("".join(pending))
             # one full parse of the whole answer: fixes half-open fences; an answer not streamed at all
             # (one burst) is rendered by that parse alone
-            await body.finish(text)
+            await body.finish(answer.current.text if answer.current else "")
+            answer.streaming = False
+            self.answering = False
             answer.refresh_footer()
-            self.post_message(AnswerDone(answer, view))
+            self.post_message(AnswerDone(answer, answer.current))
+        for note in notes[:1]:
+            self.app.notify(note, timeout=5)
+        if failed and not saved:
+            await self._notice(f"Failed: {failed[0]}")
+        if len(saved) > 1:
+            self.app.notify(f"{len(saved)} new variant(s) ({saved[-1].strategy}); {len(answer.variants)} in all.",
+                            timeout=3)
+        self.refresh_sidebar()
         self.update_context()
-        if analyze and not error:
+        if analyze and saved and not any(v.error for v in saved):
             self.measure(answer)
 
     def action_cancel(self) -> None:
@@ -386,193 +400,98 @@ class ChatScreen(Screen):
 
     # --- regenerate, brainstorm, retry ---------------------------------------------------------
 
-    def _last_turn(self):
-        """(conversation, turn, answer widget) of the last turn, or Nones."""
-        if self.conversation_id is None:
-            return None, None, None
-        conv = self.app.store.load_conversation(self.conversation_id)
-        if not conv.turns:
-            return conv, None, None
-        turn = conv.turns[-1]
-        return conv, turn, self.answer_for(turn.user.id)
+    def _last(self) -> tuple:
+        """(turn, answer widget) of the last turn, or Nones."""
+        turn = self.service.turn() if self.service else None
+        return (turn, self.answer_for(turn.user.id)) if turn else (None, None)
+
+    def _start_flow(self, what: str, flow) -> None:
+        """Run a regeneration flow on the last turn (flow(turn) gives its events) in the answer worker."""
+        if self.answering:
+            self.app.notify(f"An answer is still running: {self.key_for('cancel')} stops it first.",
+                            severity="warning", timeout=3)
+            return
+        turn, answer = self._last()
+        if turn is None or answer is None:
+            self.app.notify(f"Nothing to {what} yet.", timeout=3)
+            return
+        self.answering = True
+        self.run_worker(self._regenerate(turn, answer, flow), exclusive=True, group="answer")
+
+    async def _regenerate(self, turn, answer: AssistantMessage, flow) -> None:
+        if turn.user.letter is None:
+            self.status.set_activity("waiting for the category…")
+        retry = not usable(turn.variants)  # the only answer failed: a retry, not a variant
+        events = self.service.retry(turn.user.id) if retry else flow(turn)
+        try:
+            await self._show_flow(answer, events, f"answering ({self.app.strategy})…", analyze=not retry)
+        finally:
+            await events.aclose()
 
     def action_regenerate(self) -> None:
-        self.regenerate()
+        self._start_flow("regenerate", lambda turn: self.service.regenerate(self.app.strategy, turn.user.id))
 
-    @work(exclusive=True, group="regen")
-    async def regenerate(self) -> None:
-        if self.answering:
-            self.app.notify("An answer is still running: Esc stops it first.", severity="warning", timeout=3)
-            return
-        conv, turn, answer = self._last_turn()
-        if turn is None or answer is None:
-            self.app.notify("Nothing to regenerate yet.", timeout=3)
-            return
-        usable = services.usable_variants(turn.variants)
-        if not usable:  # the only answer failed: a retry, not a variant
-            await self._retry(turn, answer)
-            return
-        letter = await self._category_of(turn)
-        strategy = self.app.strategy
-        history = self.app.store.history_messages(self.conversation_id, upto_turn_id=turn.user.id)
-        if services.asks_k_at_once(strategy):  # a k-at-once prompt for k=1: split like a brainstorm
-            self.run_brainstorm(answer, turn, history, letter, 1)
-            return
-        messages, note = services.regeneration(strategy, history, [v.text for v in usable], letter,
-                                               self.app.backend_config)
-        if note:
-            self.app.notify(note, timeout=5)
-        self.run_answer(answer, messages, strategy=strategy, analyze=True)
+    def action_brainstorm(self) -> None:
+        n = self.app.settings.regenerate.brainstorm_n
+        self._start_flow("brainstorm on", lambda turn: self.service.regenerate(self.app.strategy, turn.user.id, n))
 
     def action_retry(self) -> None:
-        self.retry()
-
-    @work(exclusive=True, group="regen")
-    async def retry(self) -> None:
-        conv, turn, answer = self._last_turn()
+        turn, answer = self._last()
         if turn is None or answer is None or self.answering:
             return
-        await self._retry(turn, answer)
+        self.answering = True
+        self.run_worker(self._retry(turn, answer), exclusive=True, group="answer")
 
     async def _retry(self, turn, answer: AssistantMessage) -> None:
-        history = self.app.store.history_messages(self.conversation_id, upto_turn_id=turn.user.id)
-        self.run_answer(answer, history, strategy="first")
+        events = self.service.retry(turn.user.id)
+        try:
+            await self._show_flow(answer, events, "answering (first)…")
+        finally:
+            await events.aclose()
 
     @on(AssistantMessage.Retry)
     def _retry_pressed(self, event: AssistantMessage.Retry) -> None:
         event.stop()
         if self.last_answer() is event.widget:
-            self.retry()
-
-    def action_brainstorm(self) -> None:
-        self.brainstorm()
-
-    @work(exclusive=True, group="regen")
-    async def brainstorm(self) -> None:
-        """Several variants at once (a writer's "give me n more"), each saved as a variant, then measured."""
-        if self.answering:
-            self.app.notify("An answer is still running: Esc stops it first.", severity="warning", timeout=3)
-            return
-        conv, turn, answer = self._last_turn()
-        if turn is None or answer is None:
-            self.app.notify("Nothing to brainstorm on yet.", timeout=3)
-            return
-        letter = await self._category_of(turn)
-        path = self.app.store.history_messages(self.conversation_id, upto_turn_id=turn.user.id)
-        self.run_brainstorm(answer, turn, path, letter, self.app.settings.regenerate.brainstorm_n)
-
-    @work(exclusive=True, group="answer")
-    async def run_brainstorm(self, answer: AssistantMessage, turn, path: list[dict], letter: str, n: int) -> None:
-        store, backend, strategy = self.app.store, self.backend, self.app.strategy
-        earlier = [v.text for v in services.usable_variants(turn.variants)]
-        self.answering = answer.streaming = True
-        self.status.set_activity(f"brainstorming {n} variants ({strategy})…")
-        answer.badge.show_text(f"brainstorming {n}…", "pending")
-        await answer.body.begin()  # a live preview of the text as it is generated
-        pending: list[str] = []
-        current = [0]
-
-        def on_text(index: int, delta: str) -> None:
-            if index != current[0]:
-                current[0] = index
-                pending.append("\n\n---\n\n")
-            pending.append(delta)
-
-        async def preview() -> None:
-            while True:
-                await asyncio.sleep(FLUSH_EVERY)
-                if pending:
-                    text = "".join(pending)
-                    pending.clear()
-                    await answer.body.write(text)
-
-        previewer = asyncio.create_task(preview())
-        results = []
-        try:
-            started = time.monotonic()
-            results = await services.brainstorm(backend, strategy, path, earlier, letter, n, on_text)
-        except asyncio.CancelledError:
-            self.app.notify("Brainstorm stopped; no new variant was kept.", timeout=3)
-            raise
-        except Exception as exc:
-            await self._notice(f"Brainstorm failed: {exc}")
-        finally:
-            previewer.cancel()
-            await answer.body.stop()
-            for result in results:
-                completion = result.completion
-                usage = completion.as_dict()["usage"]
-                writer = store.start_variant(turn.user.id, strategy=strategy, backend=backend.name,
-                                             model=backend.model, params={"brainstorm": n})
-                writer.append(result.text)
-                writer.finish(completion.finish_reason or "stop", usage,
-                              {"first_token_s": completion.first_token_s, "total_s": completion.total_s})
-                answer.variants.append(VariantView(
-                    id=writer.variant_id, text=result.text, backend=backend.name, model=backend.model,
-                    tokens=usage["completion_tokens"] if usage else None, seconds=completion.total_s,
-                    strategy=strategy))
-            self.answering = answer.streaming = False
-            self.status.set_activity("")
-            await answer.show(len(answer.variants) - 1)
-            if results:
-                self.app.notify(f"{len(results)} new variant(s) ({strategy}); {len(answer.variants)} in all.",
-                                timeout=3)
-        if results:
-            self.measure(answer)
+            self.action_retry()
 
     # --- categories ------------------------------------------------------------------------
 
-    @work(group="classify")
-    async def classify_turn(self, turn_id: int, text: str) -> None:
-        """Classify (the model's request is async, the local classifier works in a thread), then paint the chip."""
-        store = self.app.store
-        previous, context = None, []
-        if self.conversation_id:
-            context = store.history_messages(self.conversation_id, upto_turn_id=turn_id)[:-1]
-            turns = store.load_conversation(self.conversation_id).turns
-            ids = [t.user.id for t in turns]
-            if turn_id in ids and ids.index(turn_id) > 0:
-                previous = turns[ids.index(turn_id) - 1].user.category
-
-        def early(category: dict) -> None:  # the local answer, while the model is still thinking
-            store.set_category(turn_id, category)
-            self._paint_chip(turn_id)
-
-        try:
-            category = await services.classify(text, self.app.settings, self.app.backend_name, previous, context,
-                                               early)
-        except Exception as exc:
-            self.app.notify(f"classification failed: {exc}", severity="warning")
-            category = {"letter": taxonomy.OTHER, "confidence": 0.0, "method": "failed", "detail": str(exc)}
-        store.set_category(turn_id, category)
-        self._paint_chip(turn_id)
+    def _service_event(self, event) -> None:
+        """What happens beside a flow: a turn's category, a diversity measurement."""
+        if isinstance(event, Classified):
+            self._paint_chip(event.turn_id)
+        elif isinstance(event, Measuring):
+            answer = self.answer_for(event.turn_id)
+            if answer is not None:
+                answer.badge.show_text(services.pending_badge(event.quick), "pending")
+        elif isinstance(event, Measured):
+            answer = self.answer_for(event.turn_id)
+            if answer is not None:
+                answer.badge.show_text(services.badge_label(event.report), services.badge_status(event.report))
+                self.post_message(BadgeDone(answer, event.report))
+        elif isinstance(event, Failed) and event.stage == "measure":
+            answer = self.answer_for(event.turn_id)
+            if answer is not None:
+                answer.badge.show_text(f"diversity failed: {event.error}", "bad")
+        elif isinstance(event, Failed) and event.stage == "classify":
+            self.app.notify(for_display(f"classification failed: {event.error}"), severity="warning")
 
     def _paint_chip(self, turn_id: int) -> None:
         user = self.user_for(turn_id)
-        if user is None or self.conversation_id is None:
+        turn = self.service.turn(turn_id) if self.service else None
+        if user is None or turn is None:
             return
-        turn = services.find_turn(self.app.store, self.conversation_id, turn_id)
-        if turn is not None:
-            user.chip.set_category(turn.user.letter or taxonomy.OTHER, turn.user.override is not None)
-            found = turn.user.category or {}
-            how = ", ".join(str(x) for x in (found.get("method"), found.get("detail")) if x)
-            user.chip.tooltip = (f"category {user.chip.letter}" + (" (set by you)" if turn.user.override else "")
-                                 + (f"; classifier: {found.get('letter')} {how}" if found else "")
-                                 + " · click or ctrl+t to change")
-
-    async def _category_of(self, turn) -> str:
-        """The letter regenerate uses: the override, else the classifier's (waited for if still running)."""
-        for _ in range(600):  # at most ~60 s for a classifier still loading
-            fresh = services.find_turn(self.app.store, self.conversation_id, turn.user.id)
-            if fresh is not None and fresh.user.letter:
-                return fresh.user.letter
-            if _ == 0:
-                self.status.set_activity("waiting for the category…")
-            await asyncio.sleep(0.1)
-        return taxonomy.OTHER
+        user.chip.set_category(turn.user.letter or taxonomy.OTHER, turn.user.override is not None)
+        found = turn.user.category or {}
+        how = ", ".join(str(x) for x in (found.get("method"), found.get("detail")) if x)
+        user.chip.tooltip = Content(for_display(  # the detail holds the classifier model's own words
+            f"category {user.chip.letter}" + (" (set by you)" if turn.user.override else "")
+            + (f"; classifier: {found.get('letter')} {how}" if found else "")
+            + f" · click or {self.key_for('pick_category')} to change"))
 
     def action_pick_category(self) -> None:
-        conv, turn, _ = self._last_turn()
+        turn, _ = self._last()
         if turn is not None:
             self._open_picker(turn.user.id)
 
@@ -584,14 +503,13 @@ class ChatScreen(Screen):
     def _open_picker(self, turn_id: int) -> None:
         from .screens.dialogs import CategoryPicker
 
-        turn = services.find_turn(self.app.store, self.conversation_id, turn_id)
+        turn = self.service.turn(turn_id)
         current = turn.user.letter if turn else None
 
         def picked(letter: str | None) -> None:
             if letter is None:
                 return
-            self.app.store.set_category_override(turn_id, letter)
-            self._paint_chip(turn_id)
+            self.service.set_override(turn_id, letter)
             category = taxonomy.get(letter)
             name = f"{category.letter} {category.name}" if category else "other"
             self.app.notify(f"Category set to {name}; the next regenerate uses it.", timeout=3)
@@ -617,60 +535,37 @@ class ChatScreen(Screen):
         index = answer.index + step
         if not 0 <= index < len(answer.variants):
             return
-        self.app.store.set_active_variant(answer.turn_id, answer.variants[index].id)
+        self.service.show_variant(answer.turn_id, answer.variants[index].id)
         await answer.show(index)
         # What follows this answer is the branch that continues from the shown variant.
         await self._rerender_after(answer)
         self.update_context()
 
     async def _rerender_after(self, answer: AssistantMessage) -> None:
-        conv = self.app.store.load_conversation(self.conversation_id)
+        turns = self.service.turns
         children = list(self.chat.children)
         position = children.index(answer)
         old = children[position + 1:]
         if old:
             await self.chat.remove_children(old)
-        ids = [t.user.id for t in conv.turns]
+        ids = [t.user.id for t in turns]
         if answer.turn_id in ids:
             widgets = []
-            for turn in conv.turns[ids.index(answer.turn_id) + 1:]:
+            for turn in turns[ids.index(answer.turn_id) + 1:]:
                 widgets += self._turn_widgets(turn)
             if widgets:
                 await self.chat.mount_all(widgets)
-        self.prompt.area.sent_history = [t.user.text for t in conv.turns]
+        self.prompt.area.sent_history = [t.user.text for t in turns]
 
     # --- diversity badge ---------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="measure")
-    def measure(self, answer: AssistantMessage) -> None:
-        """Generic metrics first (seconds), then the judge's functional verdict; the UI stays live."""
-        store, turn_id = self.app.store, answer.turn_id
-        turn = services.find_turn(store, self.conversation_id, turn_id)
-        if turn is None:
-            return
-        variants = services.usable_variants(turn.variants)
-        if len(variants) < 2:
-            return
-        worker = get_current_worker()
-
-        def call(fn, *args):  # a newer measurement (another regenerate) supersedes this one
-            if not worker.is_cancelled:
-                self.app.call_from_thread(fn, *args)
-
+    @work(exclusive=True, group="measure")
+    async def measure(self, answer: AssistantMessage) -> None:
+        """Generic metrics first (seconds), then the judge's functional verdict (Measuring, Measured events);
+        async, so a newer regenerate cancels it."""
         if not services.models_ready():
-            call(answer.badge.show_text, "warming up models…", "pending")
-        try:
-            quick = services.quick(variants)
-            call(answer.badge.show_text, services.pending_badge(quick), "pending")
-            report = services.analyze(turn, variants, self.app.settings, self.app.backend_name)
-        except Exception as exc:
-            call(answer.badge.show_text, f"diversity failed: {exc}", "bad")
-            return
-        if worker.is_cancelled:
-            return
-        store.save_metrics(variants[-1].id, services.report_dict(report))
-        call(answer.badge.show_text, services.badge_label(report), services.badge_status(report))
-        call(self.post_message, BadgeDone(answer, report))
+            answer.badge.show_text("warming up models…", "pending")
+        await self.service.measure(answer.turn_id)
 
     @on(Badge.Pressed)
     def _badge_pressed(self, event: Badge.Pressed) -> None:
@@ -685,7 +580,7 @@ class ChatScreen(Screen):
     def show_detail(self, turn_id: int) -> None:
         from .screens.diversity import DetailScreen
 
-        turn = services.find_turn(self.app.store, self.conversation_id, turn_id)
+        turn = self.service.turn(turn_id) if self.service else None
         if turn is None:
             return
         report = services.report_from_variants(turn.variants)
@@ -700,7 +595,7 @@ class ChatScreen(Screen):
         if self.conversation_id is None:
             self.app.notify("No conversation yet.", timeout=3)
             return
-        conv = self.app.store.load_conversation(self.conversation_id)
+        conv = self.service.reload()
         answer = self.last_answer()
         self.app.push_screen(HomogenizationScreen(conv, answer.turn_id if answer else None))
 
@@ -832,7 +727,7 @@ class ChatScreen(Screen):
             return
         self.app.store.delete(conversation_id)
         self._last_deleted = conversation_id
-        keys = bindings.keys_for(bindings.SIDEBAR[2], self.app._keymap)
+        keys = keys_for_id(self.app, "undo_delete")
         self.app.notify(f"Conversation deleted. Undo: {keys} in the conversation list, or the palette.", timeout=6)
         if conversation_id == self.conversation_id:
             self.run_worker(self._new(), exclusive=True, group="open")
@@ -872,14 +767,13 @@ class ChatScreen(Screen):
         if store is not None and bars and self._draft_restored:
             store.save_draft(self.conversation_id, bars.first().full_text)
 
-    @work(thread=True, exclusive=True, group="context")
-    def update_context(self) -> None:
-        store = self.app.store
-        if store is None:
+    @work(exclusive=True, group="context")
+    async def update_context(self) -> None:
+        """The tokens the shown path takes (counted in a thread: the tokenizer may still be loading)."""
+        if self.service is None:
             return
-        history = store.history_messages(self.conversation_id) if self.conversation_id else []
-        used = services.count_tokens(history)
-        self.app.call_from_thread(self.status.set_context, used, self.app.backend_config.context_window)
+        used = await asyncio.to_thread(count_tokens, self.service.history())
+        self.status.set_context(used, self.app.backend_config.context_window)
 
 
 class AnswerDone(Message):

@@ -1,8 +1,8 @@
-"""The UI's doorway to the core: thin calls into store, tokens, classify and diversity.
+"""What the screens show of the core: badge texts, exports, background model loading.
 
-Heavy modules (classifier, embeddings, judge, llama.cpp) are imported inside
-these functions, which the screens call from workers after the first paint.
-Nothing here decides anything the core decides; it only adapts shapes for the UI.
+The flows themselves run in taskdiv_chat.conversation.ConversationService. Heavy
+modules (classifier, embeddings, llama.cpp) are imported inside these functions,
+called after the first paint.
 """
 
 from __future__ import annotations
@@ -11,51 +11,6 @@ import json
 import re
 import time
 from pathlib import Path
-
-
-
-def title_for(text: str) -> str:
-    line = " ".join(text.split())
-    return line[:60] + ("…" if len(line) > 60 else "") or "New chat"
-
-
-def count_tokens(messages: list[dict]) -> int:
-    from .. import tokens
-
-    return tokens.count_messages(messages) if messages else 0
-
-
-def fit_context(messages: list[dict], window: int, reserve: int) -> tuple[bool, int, list[dict]]:
-    """(fits, tokens of the last message, messages trimmed to the window).
-
-    A huge message is measured cheaply first (4+ characters per token is the
-    most any tokenizer packs), so a 1 MB paste is refused without tokenizing it.
-    """
-    from .. import tokens
-
-    last = messages[-1]["content"]
-    if len(last) > (window - reserve) * 12:
-        return False, len(last) // 4, messages
-    used = tokens.count_text(last)
-    if used + reserve > window:
-        return False, used, messages
-    kept, _dropped = tokens.trim_to_fit(messages, window, reserve)
-    return True, used, kept
-
-
-def find_turn(store, conversation_id: int | None, turn_id: int):
-    """The turn on the shown (active) path, fresh from the store, or None."""
-    if conversation_id is None:
-        return None
-    for turn in store.load_conversation(conversation_id).turns:
-        if turn.user.id == turn_id:
-            return turn
-    return None
-
-
-def usable_variants(variants) -> list:
-    """Answers that count for regeneration and diversity: some text and no error."""
-    return [v for v in variants if v.text.strip() and not v.error]
 
 
 def export(store, conversation_id: int, fmt: str, folder: Path) -> Path:
@@ -93,88 +48,7 @@ def models_ready() -> bool:
     return embeddings.is_ready()
 
 
-# --- classification --------------------------------------------------------------------------------
-
-
-async def classify(text: str, settings, backend_name: str, previous: dict | None = None,
-                   context: list[dict] | None = None, on_local=None) -> dict:
-    """The turn's category as a dict for the store (classify.classify_turn; its local model runs in a thread).
-
-    previous: the stored category of the turn before (a follow-up inherits it).
-    on_local(dict): in auto mode, the fast local answer, before the model's.
-    """
-    from ..classify import Classification, classify_turn
-
-    before = None
-    if previous and previous.get("letter"):
-        try:
-            before = Classification.from_dict(previous)
-        except ValueError:
-            before = None
-    result = await classify_turn(
-        text, settings=settings, backend_name=backend_name, previous=before, context=context,
-        on_local=(lambda c: on_local(c.to_dict())) if on_local else None)
-    return result.to_dict()
-
-
-# --- regeneration and diversity ---------------------------------------------------------------------
-
-
-def regeneration(strategy: str, path: list[dict], earlier: list[str], letter: str | None, backend_config):
-    """(messages, note) asking for one more answer to the last user message of `path`."""
-    from .. import taxonomy
-    from ..diversity.strategies import build_messages
-
-    built = build_messages(strategy, history=path[:-1], prompt=path[-1]["content"], earlier=earlier,
-                           category=taxonomy.get(letter), k=1, context_window=backend_config.context_window,
-                           reserve=backend_config.max_tokens or 512)
-    return built.messages, built.note
-
-
-def asks_k_at_once(strategy: str) -> bool:
-    from ..diversity.strategies import SYSTEM_STRATEGIES
-
-    return strategy in SYSTEM_STRATEGIES
-
-
-async def brainstorm(backend, strategy: str, path: list[dict], earlier: list[str], letter: str | None, n: int,
-                     on_text=None) -> list:
-    """n new answers at once (diversity.generate.generate_variants): GeneratedAnswer list."""
-    from .. import taxonomy
-    from ..diversity.generate import generate_variants
-
-    return await generate_variants(backend, strategy, history=path[:-1], prompt=path[-1]["content"],
-                                   earlier=earlier, category=taxonomy.get(letter), n=n, on_text=on_text)
-
-
-def quick(variants) -> dict:
-    """Generic metrics at once (diversity.report.quick_report), before the judge has spoken."""
-    from ..diversity.report import quick_report
-
-    return quick_report([v.text for v in variants])
-
-
-def analyze(turn, variants, settings, backend_name: str):
-    """The full DiversityReport: every pair judged (the configured judge), groups, verdict."""
-    import asyncio
-
-    from .. import taxonomy
-    from ..diversity.judge import close_judge, make_judge
-    from ..diversity.report import analyze as analyze_answers
-
-    async def run():
-        judge = make_judge(settings, None, backend_name)
-        try:
-            return await analyze_answers(turn.user.text, taxonomy.get(turn.user.letter),
-                                         [v.text for v in variants], judge)
-        finally:
-            await close_judge(judge)
-
-    return asyncio.run(run())
-
-
-def report_dict(report) -> dict:
-    return report.to_dict()
+# --- diversity badge ------------------------------------------------------------------------------
 
 
 def report_from_variants(variants):

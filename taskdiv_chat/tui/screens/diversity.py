@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
 from ... import taxonomy
+from ...conversation import usable
 from .. import services
 from .dialogs import dialog_css
 
@@ -56,7 +57,7 @@ class DetailScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         report = self.report
-        variants = services.usable_variants(self.turn.variants)
+        variants = usable(self.turn.variants)
         with Vertical():
             yield Label(f"Diversity of {report.n} answers  ·  {_category_line(report)}", classes="title")
             with VerticalScroll():
@@ -135,7 +136,7 @@ class HomogenizationScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         turn = self.turn
-        variants = services.usable_variants(turn.variants) if turn else []
+        variants = usable(turn.variants) if turn else []
         report = services.report_from_variants(turn.variants) if turn else None
         group_of = {}
         if report is not None and report.n == len(variants):

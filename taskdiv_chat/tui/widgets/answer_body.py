@@ -96,6 +96,9 @@ class AnswerBody(Vertical):
     async def stop(self) -> None:
         if self._stream is not None:
             stream, self._stream = self._stream, None
+            # MarkdownStream.stop() on a task that has not run yet (begin() and finish() with no await
+            # between: the whole answer was already there) raises CancelledError: let it start first.
+            await asyncio.sleep(0)
             await stream.stop()
             # MarkdownStream.stop() cancels its task, but an append already under way is
             # shielded and goes on mounting blocks: wait for it, so that a finished answer
