@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from taskdiv_chat.config import METHODS  # noqa: E402
 HELD_OUT = ROOT / "tests" / "data" / "classify_heldout.jsonl"
 NOVELTYBENCH = ROOT.parent / "shared" / "data" / "noveltybench-curated.jsonl"
 CLEAR = {"Random Generation & Selection": "C", "Creativity": "G", "Subjective Rankings & Opinions": "H"}
@@ -171,7 +173,7 @@ def cross_validate() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=HELD_OUT, help="labelled JSON lines (prompt, category)")
-    parser.add_argument("--method", choices=("local", "llm", "auto"), default="local")
+    parser.add_argument("--method", choices=METHODS, default="local")
     parser.add_argument("--backend", help="backend for llm/auto (default: the config's default_backend)")
     parser.add_argument("--cv", action="store_true", help="also cross-validate the head choices on the exemplars")
     parser.add_argument("--no-noveltybench", action="store_true")

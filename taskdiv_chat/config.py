@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -70,8 +70,14 @@ def _default_backends() -> dict[str, BackendConfig]:
                                          temperature=0.7, top_p=0.9, max_tokens=512, repeat_penalty=1.1)}
 
 
+# How a turn is classified and how answers are judged: on this machine (local), by the chat model
+# (llm), or local refined by a capable remote model (auto).
+Method = Literal["auto", "local", "llm"]
+METHODS: tuple[str, ...] = get_args(Method)
+
+
 class ClassifyConfig(_Strict):
-    method: Literal["auto", "local", "llm"] = "auto"
+    method: Method = "auto"
     trust: Literal["local", "llm"] = "llm"  # which answer auto keeps when both ran
 
 
@@ -81,7 +87,7 @@ class RegenerateConfig(_Strict):
 
 
 class JudgeConfig(_Strict):
-    method: Literal["auto", "local", "llm"] = "auto"
+    method: Method = "auto"
     backend: str | None = None  # judge with another backend than the chat one
     concurrency: int = Field(4, ge=1, le=64)
 

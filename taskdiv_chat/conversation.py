@@ -26,15 +26,7 @@ from typing import AsyncIterator, Callable, Union
 from . import taxonomy
 from .backends.base import Backend, Completion, collect
 from .config import Settings
-
-# Room kept for the answer when fitting a conversation into a backend's context window,
-# unless the backend sets max_tokens: one figure for every path (send, regenerate, brainstorm).
-ANSWER_RESERVE_TOKENS = 512
-
-
-def answer_reserve(max_tokens: int | None) -> int:
-    return max_tokens or ANSWER_RESERVE_TOKENS
-
+from .tokens import answer_reserve
 
 def title_for(text: str) -> str:
     line = " ".join(text.split())
@@ -269,24 +261,29 @@ class ConversationService:
 
     # --- send -------------------------------------------------------------------------------
 
+    def add_turn(self, text: str, category: dict | None = None) -> int:
+        """Store a user message after the shown path (in a new conversation if none is open)."""
+        from .store import Conversation, Turn, UserTurn
+
+        if self.conversation is None:
+            conversation_id = self.store.create_conversation(title_for(text))
+            self.conversation = Conversation(conversation_id, title_for(text), time.time(), time.time(), False)
+        last = self.turn()
+        parent = last.active.id if last and last.active else None
+        turn_id = self.store.add_user_turn(self.conversation.id, text, parent, category=category)
+        self.conversation.turns.append(Turn(UserTurn(turn_id, text, category, None, parent, time.time()), [], None))
+        return turn_id
+
     async def send(self, text: str) -> AsyncIterator[Event]:
-        """Store the message, start its classification beside the stream, stream the answer."""
+        """Store the message, stream the answer and classify the message beside the stream."""
         config = self.backend_config
         messages = self.history() + [{"role": "user", "content": text}]
         fits, used, kept = fit_context(messages, config.context_window, answer_reserve(config.max_tokens))
         if not fits:
             yield NotSent(used, config.context_window, self.backend_name)
             return
-        from .store import Conversation, Turn, UserTurn
-
         new = self.conversation is None
-        if new:
-            conversation_id = self.store.create_conversation(title_for(text))
-            self.conversation = Conversation(conversation_id, title_for(text), time.time(), time.time(), False)
-        last = self.turn()
-        parent = last.active.id if last and last.active else None
-        turn_id = self.store.add_user_turn(self.conversation.id, text, parent)
-        self.conversation.turns.append(Turn(UserTurn(turn_id, text, None, None, parent, time.time()), [], None))
+        turn_id = self.add_turn(text)
         answer = self._answer(turn_id, kept, "first")  # the request leaves now, before anything else
         self._start_classification(turn_id)  # beside the stream, not before it
         try:
@@ -412,24 +409,33 @@ class ConversationService:
     async def regenerate(self, strategy: str | None = None, turn_id: int | None = None,
                          n: int = 1) -> AsyncIterator[Event]:
         """n new answers to a turn (default: the last) with a regeneration strategy, each saved as a
-        variant as soon as it is complete (diversity.generate.generate_variants). A turn whose only
-        answer failed gets a plain retry instead."""
+        variant as soon as it is complete. A turn whose only answer failed gets a plain retry instead."""
         turn = self.turn(turn_id)
         if turn is None:
             return
-        if not usable(turn.variants):
-            async for event in self.retry(turn.user.id):
-                yield event
-            return
+        flow = (self.retry(turn.user.id) if not usable(turn.variants)
+                else self._generate(turn.user.id, strategy, n, {"brainstorm": n} if n > 1 else {}))
+        async for event in flow:
+            yield event
+
+    async def sample(self, text: str, strategy: str, n: int, category: dict, **sampling) -> AsyncIterator[Event]:
+        """A new conversation's message (its category already known) and n answers to it at once."""
+        turn_id = self.add_turn(text, category)
+        yield TurnAdded(self.conversation.id, turn_id, text, True, 0)
+        async for event in self._generate(turn_id, strategy, n, dict(sampling), **sampling):
+            yield event
+
+    async def _generate(self, turn_id: int, strategy: str | None, n: int, params: dict,
+                        **sampling) -> AsyncIterator[Event]:
+        """n new answers with a strategy (diversity.generate.generate_variants), different from the
+        turn's usable answers; each saved (with `params`) as soon as it is complete."""
         strategy = strategy or self.settings.regenerate.strategy
-        letter = await self.category(turn.user.id)
+        letter = await self.category(turn_id)
         from .diversity.generate import generate_variants
 
         backend = self.backend()
-        path = self.history(turn.user.id)
-        earlier = [v.text for v in usable(turn.variants)]
-        params = {"brainstorm": n} if n > 1 else {}
-        turn_id = turn.user.id
+        path = self.history(turn_id)
+        earlier = [v.text for v in usable(self.turn(turn_id).variants)]
 
         async def run(queue: asyncio.Queue) -> None:
             started: set[int] = set()
@@ -446,7 +452,7 @@ class ConversationService:
 
             await generate_variants(backend, strategy, history=path[:-1], prompt=path[-1]["content"],
                                     earlier=earlier, category=taxonomy.get(letter), n=n, on_text=on_text,
-                                    on_answer=on_answer)
+                                    on_answer=on_answer, **sampling)
 
         async for item in _drain(run):
             if isinstance(item, tuple) and item[0] == "saved":
@@ -490,11 +496,11 @@ class ConversationService:
 
     async def measure(self, turn_id: int | None = None):
         """Judge every usable answer of a turn together: Measuring (generic metrics) then Measured
-        (the judge's verdict, saved on the newest answer). Returns the report, or None with < 2 answers.
+        (the judge's verdict, saved on the newest answer). Returns the report, or None when it has none.
         Async all the way: cancelling it (a newer regenerate) stops it."""
         turn = self.turn(turn_id)
         variants = usable(turn.variants) if turn else []
-        if len(variants) < 2:
+        if not variants:
             return None
         from .diversity.report import analyze, quick_report
 

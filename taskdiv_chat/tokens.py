@@ -42,7 +42,16 @@ def count_messages(messages: list[Message]) -> int:
     return sum(_PER_MESSAGE + count_text(m["content"]) for m in messages) + _PRIMING
 
 
-def trim_to_fit(messages: list[Message], window: int, reserve: int = 512) -> tuple[list[Message], int]:
+# Room kept for the answer when a conversation is fitted into a context window, unless the request
+# caps the answer (max_tokens): one figure for every path (send, regenerate, brainstorm, sample, bench).
+ANSWER_RESERVE = 512
+
+
+def answer_reserve(max_tokens: int | None = None) -> int:
+    return int(max_tokens or ANSWER_RESERVE)
+
+
+def trim_to_fit(messages: list[Message], window: int, reserve: int = ANSWER_RESERVE) -> tuple[list[Message], int]:
     """Drop the oldest context until the messages fit `window - reserve` tokens.
 
     Leading system messages and the last message (the current turn) are always

@@ -15,6 +15,7 @@ import asyncio
 from typing import Callable
 
 from ..backends.base import Message
+from ..config import METHODS as CONFIG_METHODS
 from ..config import Settings
 from .followup import follow_up_source, is_follow_up
 from .llm import LLMClassifier, parse_letter
@@ -48,7 +49,7 @@ async def classify_turn(text: str, *, settings: Settings, backend_name: str | No
                               f"follow-up of the turn before ({previous.method})")
 
     method = method or settings.classify.method
-    if method not in ("auto", "local", "llm"):
+    if method not in CONFIG_METHODS:
         raise ValueError(f"unknown classify method {method!r}: use auto, local or llm")
     local = get_local_classifier()
     if method == "local":

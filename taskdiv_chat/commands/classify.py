@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..config import METHODS
 from .common import add_backend_arg, fail
 
 ADDED = ("category", "confidence", "method")
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("classify", help="print the task category (A-H or other) of a prompt",
                             description="Classify a prompt into one of the eight task categories (or 'other').")
     parser.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted and no --jsonl)")
-    parser.add_argument("--method", choices=("local", "llm", "auto"),
+    parser.add_argument("--method", choices=METHODS,
                         help="local: offline embeddings; llm: ask the chat model; auto: local, refined by a capable "
                              "remote model (default: classify.method in the config)")
     parser.add_argument("--jsonl", metavar="FILE",

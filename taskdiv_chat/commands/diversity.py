@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
+import tempfile
 from pathlib import Path
 
-from ..config import STRATEGIES
+from ..config import METHODS, STRATEGIES
 from .common import add_backend_arg, fail, settings_and_backend
-
-JUDGES = ("auto", "local", "llm")
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("prompt", help="the user prompt")
     p.add_argument("-n", type=_positive, default=5, help="how many answers (default 5)")
     p.add_argument("--strategy", choices=STRATEGIES, help="regeneration strategy (default: [regenerate] strategy)")
-    p.add_argument("--judge", choices=JUDGES, help="functional-equivalence judge (default: [judge] method)")
+    p.add_argument("--judge", choices=METHODS, help="functional-equivalence judge (default: [judge] method)")
     p.add_argument("--category", metavar="LETTER", help="use this category (A-H or other) instead of classifying")
     p.add_argument("--max-tokens", type=_positive, help="cap each answer at this many tokens")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("judge", help="judge pairs of answers: JSON lines in, each with 'equivalent' added")
     p.add_argument("--pairs", required=True, metavar="FILE",
                    help="JSON lines with prompt, category (letter, optional), response_1, response_2 (- for stdin)")
-    p.add_argument("--judge", choices=JUDGES, help="which judge (default: [judge] method)")
+    p.add_argument("--judge", choices=METHODS, help="which judge (default: [judge] method)")
     add_backend_arg(p)
     p.set_defaults(func=judge)
 
@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES), metavar="NAME",
                    help=f"strategies to run (default: all: {' '.join(STRATEGIES)})")
     p.add_argument("-n", type=_positive, default=5, help="answers per prompt and strategy (default 5)")
-    p.add_argument("--judge", choices=JUDGES, help="functional-equivalence judge (default: [judge] method)")
+    p.add_argument("--judge", choices=METHODS, help="functional-equivalence judge (default: [judge] method)")
     p.add_argument("--concurrency", type=_positive, default=4, help="prompt/strategy sets in flight at once (default 4)")
     p.add_argument("--out", metavar="DIR", help="results directory (default: a folder per run setup under the data dir)")
     p.add_argument("--quality", action="store_true", help="also score checklist quality (extra model calls)")
@@ -61,98 +61,76 @@ def _positive(value: str) -> int:
 # --- sample ---------------------------------------------------------------------------------
 
 
-async def _classify(prompt: str, settings, backend_name: str, override: str | None):
-    from ..classify import classify_turn
-
-    return await classify_turn(prompt, settings=settings, backend_name=backend_name, override=override)
-
-
 async def _sample(args, out) -> int:
-    from .. import taxonomy
-    from ..backends import make_backend
-    from ..backends.base import BackendError
-    from ..diversity.generate import generate_variants
-    from ..diversity.judge import close_judge, make_judge
-    from ..diversity.report import analyze
+    from ..classify import classify_turn
+    from ..conversation import ConversationService
 
     settings, name = settings_and_backend(args)
     strategy = args.strategy or settings.regenerate.strategy
-    try:
-        classification = await _classify(args.prompt, settings, name, args.category)
-    except ValueError as exc:
-        return fail(str(exc), 2)
-    category = taxonomy.get(classification.letter)
-    backend = make_backend(settings, name)
-    judge = make_judge(settings, args.judge, settings.judge.backend or name)
+    with _sample_store(args, settings) as store:
+        service = ConversationService(store, settings, name, judge_method=args.judge)
+        try:
+            try:
+                classification = await classify_turn(args.prompt, settings=settings, backend_name=name,
+                                                     backend=service.backend(), override=args.category)
+            except ValueError as exc:
+                return fail(str(exc), 2)
+            return await _sample_flow(args, out, service, strategy, classification)
+        finally:
+            await service.aclose()
+
+
+@contextlib.contextmanager
+def _sample_store(args, settings):
+    """The conversation store, or with --no-save a throwaway one in a temporary folder."""
+    from ..store import Store
+
+    if not args.no_save:
+        with Store(secrets=settings.secret_values()) as store:
+            yield store
+        return
+    with tempfile.TemporaryDirectory(prefix="taskdiv-sample-") as folder, Store(Path(folder) / "sample.db") as store:
+        yield store
+
+
+async def _sample_flow(args, out, service, strategy: str, classification) -> int:
+    from ..conversation import Delta, Failed, Started, VariantSaved
+
+    backend = service.backend()
     show = not args.json
     if show:
         out.write(f"category: {classification.label} ({classification.method}, {classification.confidence:.2f})"
-                  f"   strategy: {strategy}   backend: {name} ({backend.model})\n")
-
-    store = writer_turn = None
-    variant_ids: list[int] = []
-    if not args.no_save:
-        from ..store import Store
-
-        store = Store(secrets=settings.secret_values())
-        conversation = store.create_conversation(args.prompt[:60])
-        writer_turn = store.add_user_turn(conversation, args.prompt, None, category=classification.to_dict())
-
+                  f"   strategy: {strategy}   backend: {backend.name} ({backend.model})\n")
     system = strategy.endswith("-system")
-    state = {"current": -1}
-
-    def on_text(index: int, delta: str) -> None:
-        if not show:
-            return
-        if index != state["current"]:
-            state["current"] = index
-            out.write(f"\n── {'k-at-once reply' if system else f'answer {index + 1}'} ──\n")
-        out.write(delta)
-        out.flush()
-
-    def on_answer(index: int, answer) -> None:
-        if store is not None:
-            params = {"max_tokens": args.max_tokens} if args.max_tokens else {}
-            writer = store.start_variant(writer_turn, strategy=strategy, backend=name, model=backend.model,
-                                         params=params or None)
-            writer.append(answer.text)
-            usage = answer.completion.usage
-            writer.finish(answer.completion.finish_reason or "stop",
-                          usage=None if usage is None else {"prompt_tokens": usage.prompt_tokens,
-                                                            "completion_tokens": usage.completion_tokens},
-                          timings={"first_token_s": answer.completion.first_token_s,
-                                   "total_s": answer.completion.total_s})
-            variant_ids.append(writer.variant_id)
-
-    try:
-        answers = await generate_variants(backend, strategy, history=[], prompt=args.prompt, earlier=[],
-                                          category=category, n=args.n, on_text=on_text, on_answer=on_answer,
-                                          max_tokens=args.max_tokens)
-        if show:
-            out.write("\n")
-            if system:
-                out.write(f"\nsplit into {len(answers)} answers:\n")
-                for i, a in enumerate(answers, 1):
-                    out.write(f"  {i}. {' '.join(a.text.split())[:90]}\n")
-        texts = [a.text for a in answers]
-        report = await analyze(args.prompt, category, texts, judge)
-        if store is not None and variant_ids:
-            store.save_metrics(variant_ids[-1], report.to_dict())
-    except BackendError as exc:
-        saved = f" ({len(variant_ids)} answers were saved)" if variant_ids else ""
-        return fail(f"{exc}{saved}")
-    finally:
-        await close_judge(judge)
-        await backend.aclose()
-        if store is not None:
-            store.close()
-
+    saved, errors = [], []
+    sampling = {"max_tokens": args.max_tokens} if args.max_tokens else {}
+    async for event in service.sample(args.prompt, strategy, args.n, classification.to_dict(), **sampling):
+        if isinstance(event, Started) and show:
+            out.write(f"\n── {'k-at-once reply' if system else f'answer {event.index + 1}'} ──\n")
+        elif isinstance(event, Delta) and show:
+            out.write(event.text)
+            out.flush()
+        elif isinstance(event, VariantSaved):
+            saved.append(event)
+        elif isinstance(event, Failed):
+            errors.append(event.error)
+    if errors:
+        kept = f" ({len(saved)} answers were saved)" if saved and not args.no_save else ""
+        return fail(f"{errors[0]}{kept}")
+    if show:
+        out.write("\n")
+        if system:
+            out.write(f"\nsplit into {len(saved)} answers:\n")
+            for i, e in enumerate(saved, 1):
+                out.write(f"  {i}. {' '.join(e.variant.text.split())[:90]}\n")
+    report = await service.measure()
+    variant_ids = [] if args.no_save else [e.variant.id for e in saved]
     if args.json:
         out.write(json.dumps({
             "prompt": args.prompt, "category": classification.to_dict(), "strategy": strategy,
-            "backend": name, "model": backend.model,
-            "answers": [{"text": a.text, "finish_reason": a.completion.finish_reason, "trimmed": a.trimmed,
-                         "note": a.note} for a in answers],
+            "backend": backend.name, "model": backend.model,
+            "answers": [{"text": e.variant.text, "finish_reason": e.variant.finish_reason, "note": e.note}
+                        for e in saved],
             "report": report.to_dict(), "saved_variant_ids": variant_ids,
         }, ensure_ascii=False, indent=2) + "\n")
         return 0

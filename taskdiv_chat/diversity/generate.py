@@ -7,6 +7,7 @@ from typing import Callable
 
 from ..backends.base import Backend, Completion, Message, collect
 from ..taxonomy import Category
+from ..tokens import answer_reserve
 from .strategies import ICR_STRATEGIES, SYSTEM_STRATEGIES, build_messages, check_strategy, split_k
 
 
@@ -37,7 +38,7 @@ async def generate_variants(backend: Backend, strategy: str, *, history: list[Me
     """
     check_strategy(strategy)
     window = getattr(backend, "context_window", None)
-    reserve = int(sampling.get("max_tokens") or 512)
+    reserve = answer_reserve(sampling.get("max_tokens"))
     results: list[GeneratedAnswer] = []
 
     async def ask(messages: list[Message], index: int, **params) -> Completion:

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import METHODS as JUDGE_METHODS
 from ..config import Settings, cache_dir
 from ..taxonomy import Category, judge_prompt
 from . import answers as _answers
@@ -30,7 +31,6 @@ from .text import fold, words
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "judge_model.json"
 SHORT_ANSWER_WORDS = 5
-JUDGE_METHODS = ("auto", "local", "llm")
 
 # Used only when data/judge_model.json is missing (same shape as the fitted file).
 _FALLBACK_MODEL = {"features": ["cos", "distinct"], "weights": [6.0, 4.0], "bias": -5.6}

@@ -20,7 +20,7 @@ from .. import taxonomy
 from ..backends.base import Message
 from ..config import STRATEGIES
 from ..taxonomy import Category
-from ..tokens import count_messages, trim_to_fit
+from ..tokens import ANSWER_RESERVE, count_messages, trim_to_fit
 from .elements import key_elements
 
 ICR_STRATEGIES = ("general-icr", "anchored-icr")
@@ -65,7 +65,7 @@ def _regen_turn(strategy: str, category: Category | None, used: dict[str, list[s
 
 def build_messages(strategy: str, *, history: list[Message], prompt: str, earlier: list[str],
                    category: Category | None, k: int = 1, context_window: int | None = None,
-                   reserve: int = 512) -> BuiltRequest:
+                   reserve: int = ANSWER_RESERVE) -> BuiltRequest:
     """The messages that ask for the next answer (icr/temperature) or for k answers at once (system).
 
     history: the conversation before this prompt; earlier: answers already given to it.
