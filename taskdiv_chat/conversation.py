@@ -261,16 +261,24 @@ class ConversationService:
 
     # --- send -------------------------------------------------------------------------------
 
-    def add_turn(self, text: str, category: dict | None = None) -> int:
-        """Store a user message after the shown path (in a new conversation if none is open)."""
+    async def add_turn(self, text: str, category: dict | None = None) -> int:
+        """Store a user message after the shown path (in a new conversation if none is open).
+        The writes run in a thread: a request started just before goes out meanwhile."""
         from .store import Conversation, Turn, UserTurn
 
-        if self.conversation is None:
-            conversation_id = self.store.create_conversation(title_for(text))
-            self.conversation = Conversation(conversation_id, title_for(text), time.time(), time.time(), False)
         last = self.turn()
         parent = last.active.id if last and last.active else None
-        turn_id = self.store.add_user_turn(self.conversation.id, text, parent, category=category)
+        conversation_id = self.conversation_id
+
+        def write() -> tuple[int, int]:
+            nonlocal conversation_id
+            if conversation_id is None:
+                conversation_id = self.store.create_conversation(title_for(text))
+            return conversation_id, self.store.add_user_turn(conversation_id, text, parent, category=category)
+
+        conversation_id, turn_id = await asyncio.to_thread(write)
+        if self.conversation is None:
+            self.conversation = Conversation(conversation_id, title_for(text), time.time(), time.time(), False)
         self.conversation.turns.append(Turn(UserTurn(turn_id, text, category, None, parent, time.time()), [], None))
         return turn_id
 
@@ -283,10 +291,12 @@ class ConversationService:
             yield NotSent(used, config.context_window, self.backend_name)
             return
         new = self.conversation is None
-        turn_id = self.add_turn(text)
-        answer = self._answer(turn_id, kept, "first")  # the request leaves now, before anything else
-        self._start_classification(turn_id)  # beside the stream, not before it
+        # The request leaves first; the message and the answer's row are stored while it is on its way.
+        answer = _Answer(self, kept, "first", self.backend(), 0, {})
         try:
+            turn_id = await self.add_turn(text)
+            await answer.attach(turn_id)
+            self._start_classification(turn_id)  # beside the stream, not before it
             yield TurnAdded(self.conversation.id, turn_id, text, new, len(messages) - len(kept))
             async for event in answer.events():
                 yield event
@@ -298,12 +308,19 @@ class ConversationService:
         turn = self.turn(turn_id)
         if turn is None:
             return
-        async for event in self._answer(turn.user.id, self.history(turn.user.id), "first").events():
+        answer = await self._answer(turn.user.id, self.history(turn.user.id), "first")
+        async for event in answer.events():
             yield event
 
-    def _answer(self, turn_id: int, messages: list[dict], strategy: str, backend_name: str | None = None,
-                index: int = 0, **params) -> "_Answer":
-        return _Answer(self, turn_id, messages, strategy, self.backend(backend_name), index, params)
+    async def _answer(self, turn_id: int, messages: list[dict], strategy: str, backend_name: str | None = None,
+                      index: int = 0, **params) -> "_Answer":
+        answer = _Answer(self, messages, strategy, self.backend(backend_name), index, params)
+        try:
+            await answer.attach(turn_id)
+        except BaseException:
+            await answer.stop()
+            raise
+        return answer
 
     def _variant(self, turn_id: int, variant_id: int):
         turn = self.turn(turn_id)
@@ -420,7 +437,7 @@ class ConversationService:
 
     async def sample(self, text: str, strategy: str, n: int, category: dict, **sampling) -> AsyncIterator[Event]:
         """A new conversation's message (its category already known) and n answers to it at once."""
-        turn_id = self.add_turn(text, category)
+        turn_id = await self.add_turn(text, category)
         yield TurnAdded(self.conversation.id, turn_id, text, True, 0)
         async for event in self._generate(turn_id, strategy, n, dict(sampling), **sampling):
             yield event
@@ -477,7 +494,7 @@ class ConversationService:
         async def run(queue: asyncio.Queue) -> None:
             async def one(index: int, name: str) -> None:
                 try:
-                    answer = self._answer(turn.user.id, messages, "compare", name, index)
+                    answer = await self._answer(turn.user.id, messages, "compare", name, index)
                 except Exception as exc:  # this backend cannot even start (a bad config, a missing key)
                     queue.put_nowait(Failed(turn.user.id, "answer", f"{name}: {exc}", index))
                     return
@@ -525,62 +542,84 @@ _END = object()
 
 
 class _Answer:
-    """One answer streaming into the store. The request starts when this is made, so it leaves
-    before the caller renders anything; events() hands out what arrives, and closing it (or
-    cancelling the task iterating it) stops the stream and records the answer as cancelled."""
+    """One answer streaming into the store. The request starts when this is made, before the
+    answer has a row in the store (attach() makes it, in a thread, while the request is on its
+    way); events() hands out what arrives, and closing it (or cancelling the task iterating it)
+    stops the stream and records the answer as cancelled."""
 
-    def __init__(self, service: ConversationService, turn_id: int, messages: list[dict], strategy: str,
-                 backend: Backend, index: int, params: dict) -> None:
-        self.service, self.turn_id, self.index = service, turn_id, index
-        self.writer = service.store.start_variant(turn_id, strategy=strategy, backend=backend.name,
-                                                  model=backend.model, params=params)
-        self.started = Started(turn_id, index, backend.name, backend.model, strategy, self.writer.variant_id)
+    def __init__(self, service: ConversationService, messages: list[dict], strategy: str, backend: Backend,
+                 index: int, params: dict) -> None:
+        self.service, self.strategy, self.backend, self.index, self.params = service, strategy, backend, index, params
+        self.turn_id: int | None = None
+        self.writer = None  # the variant's row, once attached
+        self.early: list[str] = []  # text that arrived before the row existed
+        self.attached = asyncio.Event()
         self.queue: asyncio.Queue = asyncio.Queue()
-        self.task = asyncio.ensure_future(self._run(backend, messages, params))
+        self.task = asyncio.ensure_future(self._run(messages))
 
-    async def _run(self, backend: Backend, messages: list[dict], params: dict) -> None:
-        writer, turn_id, index = self.writer, self.turn_id, self.index
+    async def attach(self, turn_id: int) -> None:
+        """Store the answer's row under its turn and catch up with the text so far."""
+        self.turn_id = turn_id
+        try:
+            writer = await asyncio.to_thread(self.service.store.start_variant, turn_id, strategy=self.strategy,
+                                             backend=self.backend.name, model=self.backend.model,
+                                             params=self.params)
+            if self.early:
+                writer.append("".join(self.early))
+            self.writer = writer
+        finally:
+            self.attached.set()
 
+    async def _run(self, messages: list[dict]) -> None:
         def on_text(delta: str) -> None:
-            writer.append(delta)
-            self.queue.put_nowait(Delta(turn_id, index, delta))
+            if self.writer is not None:
+                self.writer.append(delta)
+            else:
+                self.early.append(delta)
+            self.queue.put_nowait(delta)
 
         completion, error, cancelled = None, None, False
         try:
-            completion = await collect(backend, messages, on_text=on_text, **params)
+            completion = await collect(self.backend, messages, on_text=on_text, **self.params)
         except asyncio.CancelledError:
             cancelled = True
             raise
         except Exception as exc:  # a BackendError's message is written for the user
             error = str(exc) or type(exc).__name__
             partial = getattr(exc, "partial", "")
-            if partial and not writer.text:
+            if partial and not (self.early or (self.writer and self.writer.text)):
                 on_text(partial)  # stored too, not only shown
         finally:
-            usage, timings = _usage_timings(completion)
-            reason = "cancelled" if cancelled else "error" if error else (completion.finish_reason or "stop")
-            writer.finish(reason, usage, timings, error=error)
-            self.service._refresh_turn(turn_id)
-            variant = self.service._variant(turn_id, writer.variant_id)
-            if not cancelled:
-                self.queue.put_nowait(Failed(turn_id, "answer", error, index, variant) if error
-                                      else VariantSaved(turn_id, index, variant))
+            await self.attached.wait()
+            if self.writer is not None:
+                usage, timings = _usage_timings(completion)
+                reason = "cancelled" if cancelled else "error" if error else (completion.finish_reason or "stop")
+                self.writer.finish(reason, usage, timings, error=error)
+                self.service._refresh_turn(self.turn_id)
+                variant = self.service._variant(self.turn_id, self.writer.variant_id)
+                if not cancelled:
+                    self.queue.put_nowait(Failed(self.turn_id, "answer", error, self.index, variant) if error
+                                          else VariantSaved(self.turn_id, self.index, variant))
             self.queue.put_nowait(_END)
 
     async def events(self) -> AsyncIterator[Event]:
+        """Started, then Delta, then VariantSaved or Failed (needs attach() first)."""
         try:
-            yield self.started
+            await self.attached.wait()
+            yield Started(self.turn_id, self.index, self.backend.name, self.backend.model, self.strategy,
+                          self.writer.variant_id if self.writer else None)
             while (item := await self.queue.get()) is not _END:
-                yield item
+                yield Delta(self.turn_id, self.index, item) if isinstance(item, str) else item
         finally:
             await self.stop()
 
     async def stop(self) -> None:
         if not self.task.done():
             self.task.cancel()
+        self.attached.set()  # never attached (the turn could not be stored): nothing to finish
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
-        if not self.writer.finished:  # cancelled before it ever ran
+        if self.writer is not None and not self.writer.finished:  # cancelled before it ever ran
             self.writer.finish("cancelled")
 
 

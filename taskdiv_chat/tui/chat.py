@@ -141,10 +141,12 @@ class ChatScreen(Screen):
         except StoreError as exc:  # a damaged or newer database: say so, touch nothing
             self.app.exit(return_code=2, message=for_display(f"taskdiv-chat: {exc}"))
             return
-        self.service = ConversationService(store, self.app.settings, self.app.backend_name)
-        self.service.listeners.append(self._service_event)
+        service = ConversationService(store, self.app.settings, self.app.backend_name)
+        service.listeners.append(self._service_event)
+        backend = await asyncio.to_thread(service.backend)  # its client, made now: not on the first Enter
+        self.service = service
         if self.app.warm_up:
-            self.warm_up(self.service.backend())
+            self.warm_up(backend)
         wanted = None if self.app.new_chat else (self.app.start_conversation_id or load_state().get("last_conversation"))
         await self.open_conversation(wanted)
         self.refresh_sidebar()
