@@ -157,11 +157,15 @@ async def test_first_frame_comes_before_the_config_then_the_chat_works(fake_serv
     app = deferred_app(fake_config(fake_server))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert isinstance(app.screen, BootScreen) and app.settings is None
+        boot = app.screen
+        assert isinstance(boot, BootScreen) and app.settings is None
         assert app.screen.query_one("Header")
         gate.set()
         chat = await chat_ready(pilot)
         assert app.backend_name == "fake"
+        # a mode switch, not a screen stacked over the boot screen: the boot screen is gone
+        assert app.current_mode == "chat" and app.screen_stack == [chat]
+        await wait_for(pilot, lambda: not boot.is_attached, what="boot screen removed")
         chat.prompt.area.load_text("Say hi")
         await pilot.press("enter")
         await wait_for(pilot, lambda: chat.query(AssistantMessage) and chat.last_answer().variants

@@ -2,8 +2,9 @@
 
 Start-up paints first: the backend client, the store, the classifier and the
 embedding model are created after the first frame (heavy ones in threads).
-`taskdiv-chat` even loads the config after it: TaskdivApp(None, ...) shows
-tui/boot.py's BootScreen until the config is read.
+`taskdiv-chat` even loads the config after it: TaskdivApp(None, ...) starts in
+the "boot" mode (tui/boot.py's BootScreen) and switches to the "chat" mode, removing
+the boot mode, once the config is read.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ class TaskdivApp(App):
         store: a taskdiv_chat.store.Store (default: the one in the data dir, opened after the first paint).
         conversation_id: open this one (default: the last one used, unless new_chat).
         warm_up: load the classifier and embedding model in the background right after start."""
+        self.DEFAULT_MODE = "chat" if settings is not None else "boot"  # read by App.__init__
         super().__init__()
+        self.add_mode("chat", _chat_screen)
+        if settings is None:
+            from .boot import BootScreen
+
+            self.add_mode("boot", BootScreen)
+        self.handover: tuple[str, str, bool] | None = None  # what was typed on the boot screen
         self.started = time.monotonic()
         self.store = store
         self._owns_store = store is None
@@ -107,15 +115,6 @@ class TaskdivApp(App):
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def get_default_screen(self) -> Screen:
-        if self.settings is None:
-            from .boot import BootScreen
-
-            return BootScreen()
-        from .chat import ChatScreen
-
-        return ChatScreen()
-
     def on_mount(self) -> None:
         if self.settings is None:
             self.call_after_refresh(self._load_settings)
@@ -154,14 +153,14 @@ class TaskdivApp(App):
         self.exit(return_code=2)
 
     async def _settings_loaded(self, settings: Settings, backend_name: str) -> None:
-        from .boot import BootScreen, handover_screen
+        from .boot import BootScreen
 
         self._apply_settings(settings, backend_name)
         self._settings_ready()
         boot = self.screen
-        typed = boot.typed() if isinstance(boot, BootScreen) else ("", "", False)
-        # Pushed over the boot screen (the default screen cannot be switched away); it stays below, unseen.
-        await self.push_screen(handover_screen(*typed))
+        self.handover = boot.typed() if isinstance(boot, BootScreen) else None
+        await self.switch_mode("chat")
+        await self.remove_mode("boot")
 
     def open_store(self):
         """The store, opened on first use (after the first paint)."""
@@ -241,6 +240,12 @@ class TaskdivApp(App):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+
+def _chat_screen() -> Screen:
+    from .chat import ChatScreen
+
+    return ChatScreen()
 
 
 def run_app(args) -> int:

@@ -2,8 +2,9 @@
 
 Importing and validating the config (pydantic) and building the chat screen cost
 as much as starting Textual itself. BootScreen shows the chat's frame with the
-input ready while they load in a thread; then the app swaps in the chat screen,
-which gets whatever was typed meanwhile (and sends it if Enter was pressed).
+input ready while they load in a thread; then the app switches to its chat mode
+(and removes this one); the chat screen gets whatever was typed meanwhile (and
+sends it if Enter was pressed), see ChatScreen._take_handover.
 This module stays light: it is imported before the first paint.
 """
 
@@ -46,28 +47,3 @@ class BootScreen(Screen):
         """(text, attachment, send pending) typed so far."""
         bar = self.query_one(PromptBar)
         return bar.area.text, bar.attachment, self.send_pending
-
-
-def handover_screen(text: str, attachment: str, send: bool) -> Screen:
-    """The chat screen, which adds what was typed on the boot screen once it has opened its
-    conversation (after the saved draft is restored, so neither is lost)."""
-    from .chat import ChatScreen
-
-    class HandoverChatScreen(ChatScreen):
-        async def _after_first_paint(self) -> None:
-            early = self.prompt.area.text  # typed in the moment between the swap and the draft restore
-            await super()._after_first_paint()
-            if self.app.store is None:  # the store could not be opened: the app is exiting
-                return
-            bar = self.prompt
-            draft = bar.area.text
-            parts = [draft] + [t for t in (early, text) if t and t not in draft]
-            if len(parts) > 1:
-                bar.area.load_text("\n".join(p for p in parts if p))
-                bar.area.move_cursor(bar.area.document.end)
-            if attachment:
-                bar.set_attachment(f"{bar.attachment}\n\n{attachment}" if bar.attachment else attachment)
-            if send:
-                bar.area.action_send()
-
-    return HandoverChatScreen()

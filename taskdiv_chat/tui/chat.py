@@ -148,8 +148,26 @@ class ChatScreen(Screen):
         if self.app.warm_up:
             self.warm_up(backend)
         wanted = None if self.app.new_chat else (self.app.start_conversation_id or load_state().get("last_conversation"))
+        early = self.prompt.area.text  # typed in the moment between the mode switch and the draft restore
         await self.open_conversation(wanted)
         self.refresh_sidebar()
+        if self.app.handover is not None:
+            self._take_handover(early, *self.app.handover)
+            self.app.handover = None
+
+    def _take_handover(self, early: str, text: str, attachment: str, send: bool) -> None:
+        """Add what was typed on the boot screen to the restored draft (neither is lost); send it if
+        Enter was pressed there."""
+        bar = self.prompt
+        draft = bar.area.text
+        parts = [draft] + [t for t in (early, text) if t and t not in draft]
+        if len(parts) > 1:
+            bar.area.load_text("\n".join(p for p in parts if p))
+            bar.area.move_cursor(bar.area.document.end)
+        if attachment:
+            bar.set_attachment(f"{bar.attachment}\n\n{attachment}" if bar.attachment else attachment)
+        if send:
+            bar.area.action_send()
 
     async def on_unmount(self) -> None:
         if self.service is not None:
