@@ -36,6 +36,7 @@ from textual.app import App, ComposeResult  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
 TARGET = 0.05
+WHOLE_CONVERSATION = "FROM messages WHERE conversation_id"  # the SELECT that reads every message of one
 ANSWER = "A short answer of a few words, streamed word by word."
 
 
@@ -164,7 +165,7 @@ async def app_run(conn, base_url: str) -> tuple[list[float], list[int], list[int
                 await wait_until(lambda: len(done) > finished)
                 await pilot.pause(0.5)  # the classification, context count and other after-work
                 reads.append(len(selects))
-                full_reads.append(sum(1 for s in selects if "FROM messages WHERE conversation_id" in s and s.endswith("ORDER BY id")))
+                full_reads.append(sum(1 for s in selects if WHOLE_CONVERSATION in s and s.endswith("ORDER BY id")))
     finally:
         store.close()
     return delays, reads, full_reads

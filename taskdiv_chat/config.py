@@ -287,3 +287,12 @@ strategy = "anchored-icr"   # temperature | general-icr | anchored-icr | general
 [ui]
 theme = "taskdiv-dark"
 """
+
+
+def load_for_backend(path: str | os.PathLike | None = None, backend: str | None = None) -> tuple[Settings, str]:
+    """The config and the backend to use (None: default_backend), with that backend's API key checked;
+    raises ConfigError when anything is broken. The command line and the TUI both start here."""
+    settings = load_settings(path)
+    name, _ = settings.backend(backend)
+    check_api_keys(settings, path, [name])
+    return settings, name

@@ -74,8 +74,8 @@ async def test_second_message_carries_history_from_memory_with_one_read_per_answ
     fake_server.responder = responder(["first answer", "second answer"])
     service = ConversationService(store, settings)
     reads = []
-    store._db.set_trace_callback(lambda sql: reads.append(sql) if sql.endswith("ORDER BY id") and "FROM messages WHERE conversation_id" in sql
-                                 else None)
+    whole = "FROM messages WHERE conversation_id"  # the SELECT that reads every message of a conversation
+    store._db.set_trace_callback(lambda sql: reads.append(sql) if whole in sql and sql.endswith("ORDER BY id") else None)
     try:
         await collect_events(service.send("one"))
         await service.category(service.turn().user.id)

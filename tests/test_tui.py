@@ -467,3 +467,27 @@ async def test_palette_lists_every_action_and_switches_strategy(fake_server, fak
         commands["Strategy: general-icr"].callback()
         assert app.strategy == "general-icr"
         assert "general-icr" in str(app.screen.status.query_one("#strategy").render())
+
+
+async def test_remapped_keys_are_named_in_the_ui(fake_server, fake_backend_settings):
+    fake_backend_settings.ui.keymap = {"regenerate": "f9", "help": "f10", "send": "ctrl+o"}
+    fake_server.responder = Script(["An answer."])
+    app = make_app(fake_backend_settings, new_chat=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        welcome = str(app.screen.query_one("#empty").render())
+        assert "F9 regenerates" in welcome and "F10 keys" in welcome and "press ctrl+o" in welcome
+        assert "ctrl+r" not in welcome
+        assert "ctrl+o send" in app.screen.prompt.area.placeholder
+        palette = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert palette["Help: keys"].endswith("(F10)")
+
+
+def test_unknown_textual_version_falls_back_to_stock_markdown():
+    from textual.widgets import Markdown
+
+    from taskdiv_chat.tui import compat
+    from taskdiv_chat.tui.compat.markdown_fast import FastMarkdown
+
+    assert compat.known() and compat.markdown_widget() is FastMarkdown
+    assert not compat.known("99.0.0") and compat.markdown_widget("99.0.0") is Markdown

@@ -10,7 +10,7 @@ from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.tui import chat
 from taskdiv_chat.tui.chat import AnswerDone
 from taskdiv_chat.tui.widgets.answer_body import SEGMENT_CHARS, _top_blocks
-from taskdiv_chat.tui.widgets.markdown_fast import FastMarkdown, HighlightOnceFence, MarkdownSimpleListItem
+from taskdiv_chat.tui.compat.markdown_fast import FastMarkdown, HighlightOnceFence, MarkdownSimpleListItem
 
 from test_tui import SIZE, Script, make_app, started, wait_for
 

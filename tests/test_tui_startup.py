@@ -58,16 +58,16 @@ def responder(answer: str):
 @pytest.fixture
 def gate(monkeypatch):
     """Holds the (real) config load until .set(): the boot screen stays up meanwhile."""
-    from taskdiv_chat.commands import common
+    from taskdiv_chat import config
 
     release = threading.Event()
-    real = common.settings_and_backend
+    real = config.load_for_backend
 
-    def held(args):
+    def held(*args):
         release.wait(20)
-        return real(args)
+        return real(*args)
 
-    monkeypatch.setattr(common, "settings_and_backend", held)
+    monkeypatch.setattr(config, "load_for_backend", held)
     return release
 
 

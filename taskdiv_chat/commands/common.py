@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import Settings, check_api_keys, load_settings
+from ..config import Settings, load_for_backend
 
 
 def add_backend_arg(parser: argparse.ArgumentParser) -> None:
@@ -15,10 +15,7 @@ def add_backend_arg(parser: argparse.ArgumentParser) -> None:
 
 def settings_and_backend(args) -> tuple[Settings, str]:
     """Load the config and pick the backend; raises ConfigError (exit 2) when broken."""
-    settings = load_settings(getattr(args, "config", None))
-    name, _ = settings.backend(getattr(args, "backend", None))
-    check_api_keys(settings, getattr(args, "config", None), [name])
-    return settings, name
+    return load_for_backend(getattr(args, "config", None), getattr(args, "backend", None))
 
 
 def fail(message: str, code: int = 1) -> int:

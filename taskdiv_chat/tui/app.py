@@ -127,21 +127,18 @@ class TaskdivApp(App):
             self.notify(message, title="Theme", severity="warning", timeout=8)
         unknown = bindings.unknown_keymap_ids(self.settings.ui.keymap)
         if unknown:
-            self.notify(f"[ui.keymap] has unknown binding ids: {', '.join(unknown)} (F1 lists the ids)",
+            self.notify(f"[ui.keymap] has unknown binding ids: {', '.join(unknown)} "
+                        f"({bindings.keys_for_id(self, 'help', first=True)} lists the ids)",
                         title="Config", severity="warning", timeout=10)
 
     @work(thread=True, group="boot")
     def _load_settings(self) -> None:
         """Deferred start, after the first paint: load the config, and import the chat screen meanwhile."""
-        from types import SimpleNamespace
-
-        from ..commands.common import settings_and_backend
-        from ..config import ConfigError
+        from .. import config
 
         try:
-            settings, name = settings_and_backend(SimpleNamespace(config=self._config_path,
-                                                                  backend=self._wanted_backend))
-        except ConfigError as exc:
+            settings, name = config.load_for_backend(self._config_path, self._wanted_backend)
+        except config.ConfigError as exc:
             self.call_from_thread(self._config_failed, str(exc))
             return
         from . import chat  # noqa: F401  (imported here, off the UI thread)
@@ -196,29 +193,34 @@ class TaskdivApp(App):
             mark = " (current)" if strategy == self.strategy else ""
             yield SystemCommand(f"Strategy: {strategy}{mark}", "Use this strategy for regenerate and brainstorm",
                                 lambda s=strategy: self.set_strategy(s))
-        yield SystemCommand("Stop answer", "Stop the running answer (Esc)", chat.action_cancel)
-        yield SystemCommand("Retry", "Retry the last failed answer (F5)", chat.action_retry)
-        yield SystemCommand("Category override", "Change the category of the last message (ctrl+t)",
-                            chat.action_pick_category)
-        yield SystemCommand("Previous variant", "Show the previous variant (alt+left)", lambda: chat.action_variant(-1))
-        yield SystemCommand("Next variant", "Show the next variant (alt+right)", lambda: chat.action_variant(1))
-        yield SystemCommand("Diversity detail", "Groups, pairwise verdicts and metrics of the last answer (F3)",
-                            chat.action_badge_detail)
-        yield SystemCommand("Homogenization view", "Variants side by side; how often regeneration gave something new (F4)",
-                            chat.action_homogenization)
-        yield SystemCommand("Copy answer", "Copy the last answer to the clipboard (alt+c)", chat.action_copy_answer)
-        yield SystemCommand("Copy code block", "Copy a code block of the last answer (alt+k)", chat.action_copy_code)
-        yield SystemCommand("New conversation", "Start a new conversation (ctrl+n)", chat.action_new_conversation)
-        yield SystemCommand("Search conversations", "Search every message (ctrl+f)", chat.action_search)
-        yield SystemCommand("Rename conversation", "Rename the current conversation", chat.action_rename)
-        yield SystemCommand("Delete conversation", "Delete the current conversation (undo with ctrl+z)",
-                            chat.action_delete)
-        yield SystemCommand("Export as Markdown", "Write the conversation to a .md file (ctrl+s)",
-                            lambda: chat.action_export("markdown"))
-        yield SystemCommand("Export as JSON", "Write the conversation, every branch, to a .json file",
-                            lambda: chat.action_export("json"))
-        yield SystemCommand("Toggle sidebar", "Show or hide the conversation list (ctrl+b)", chat.action_toggle_sidebar)
-        yield SystemCommand("Help: keys", "List every key and its binding id (F1)", self.action_help)
+        commands = [  # (title, what it does, binding id of its key or None, action)
+            ("Stop answer", "Stop the running answer", "cancel", chat.action_cancel),
+            ("Retry", "Retry the last failed answer", "retry", chat.action_retry),
+            ("Category override", "Change the category of the last message", "pick_category",
+             chat.action_pick_category),
+            ("Previous variant", "Show the previous variant", "prev_variant", lambda: chat.action_variant(-1)),
+            ("Next variant", "Show the next variant", "next_variant", lambda: chat.action_variant(1)),
+            ("Diversity detail", "Groups, pairwise verdicts and metrics of the last answer", "badge_detail",
+             chat.action_badge_detail),
+            ("Homogenization view", "Variants side by side; how often regeneration gave something new",
+             "homogenization", chat.action_homogenization),
+            ("Copy answer", "Copy the last answer to the clipboard", "copy_answer", chat.action_copy_answer),
+            ("Copy code block", "Copy a code block of the last answer", "copy_code", chat.action_copy_code),
+            ("New conversation", "Start a new conversation", "new_conversation", chat.action_new_conversation),
+            ("Search conversations", "Search every message", "search", chat.action_search),
+            ("Rename conversation", "Rename the current conversation", None, chat.action_rename),
+            ("Delete conversation", f"Delete the current conversation (undo: {chat.key_for('undo_delete')} in the "
+             f"list)", None, chat.action_delete),
+            ("Export as Markdown", "Write the conversation to a .md file", "export",
+             lambda: chat.action_export("markdown")),
+            ("Export as JSON", "Write the conversation, every branch, to a .json file", None,
+             lambda: chat.action_export("json")),
+            ("Toggle sidebar", "Show or hide the conversation list", "toggle_sidebar", chat.action_toggle_sidebar),
+            ("Help: keys", "List every key and its binding id", "help", self.action_help),
+        ]
+        for title, help_text, binding_id, action in commands:
+            keys = f" ({chat.key_for(binding_id)})" if binding_id else ""
+            yield SystemCommand(title, help_text + keys, action)
 
     @property
     def chat_screen(self):

@@ -9,6 +9,8 @@ The widgets take their BINDINGS from here; the help screen lists them from here.
 
 from __future__ import annotations
 
+import re
+
 from textual.binding import Binding
 
 # Anywhere in the chat screen, also while the message input has focus.
@@ -93,9 +95,15 @@ def keys_for(binding: Binding, keymap: dict[str, str]) -> str:
     return ", ".join(k.strip() for k in keys.split(","))
 
 
-def keys_for_id(app, binding_id: str) -> str:
-    """The keys of a binding (by id) under the app's live keymap: what every UI string names."""
+def keys_for_id(app, binding_id: str, first: bool = False) -> str:
+    """The keys of a binding (by id) under the app's live keymap: every key a UI string names comes
+    from here, so a remapped key is never shown under its old name. first: only the first key."""
     from .compat import keymap
 
     binding = next(b for group in GROUPS.values() for b in group if b.id == binding_id)
-    return keys_for(binding, keymap(app))
+    keys = [_KEY_NAMES.get(k, k.upper() if re.fullmatch(r"f\d+", k) else k)
+            for k in keys_for(binding, keymap(app)).split(", ")]
+    return keys[0] if first else ", ".join(keys)
+
+
+_KEY_NAMES = {"escape": "Esc", "enter": "Enter", "up": "↑", "down": "↓"}  # as people write them in prose

@@ -106,9 +106,9 @@ class ChatScreen(Screen):
         """The chat backend's client (made once by the service)."""
         return self.service.backend() if self.service else None
 
-    def key_for(self, action: str) -> str:
-        """The keys the user has for a chat action, as the live keymap says (for messages)."""
-        return keys_for_id(self.app, action)
+    def key_for(self, binding_id: str) -> str:
+        """The first key the user has for a binding, as the live keymap says (for messages)."""
+        return keys_for_id(self.app, binding_id, first=True)
 
     @property
     def is_local(self) -> bool:
@@ -143,7 +143,7 @@ class ChatScreen(Screen):
             return
         service = ConversationService(store, self.app.settings, self.app.backend_name)
         service.listeners.append(self._service_event)
-        backend = await asyncio.to_thread(service.backend)  # its client, made now: not on the first Enter
+        backend = await asyncio.to_thread(service.backend)  # its client now, not on the first Enter
         self.service = service
         if self.app.warm_up:
             self.warm_up(backend)
@@ -211,10 +211,12 @@ class ChatScreen(Screen):
         self.service.classify_pending()
 
     def _welcome(self) -> Content:
-        lines = ["Type a message and press Enter.",
-                 "Every message gets a task category (the chip); ctrl+r regenerates with the strategy of that "
-                 "category and the badge tells whether the new answer is functionally new.",
-                 "F1 keys · ctrl+p every action · ctrl+b conversations"]
+        key = self.key_for
+        lines = [f"Type a message and press {key('send')}.",
+                 f"Every message gets a task category (the chip); {key('regenerate')} regenerates with the strategy "
+                 f"of that category and the badge tells whether the new answer is functionally new.",
+                 f"{key('help')} keys · {self.app.COMMAND_PALETTE_BINDING} every action · {key('toggle_sidebar')} "
+                 f"conversations"]
         if self.is_local:
             lines.append("You are on the embedded demo model (SmolLM2-135M): fast, offline, weak. "
                          "Point default_backend at a real server in the config for real answers.")
@@ -605,7 +607,8 @@ class ChatScreen(Screen):
             return
         report = services.report_from_variants(turn.variants)
         if report is None:
-            self.app.notify("No diversity report yet: regenerate (ctrl+r) to get one.", timeout=3)
+            self.app.notify(f"No diversity report yet: regenerate ({self.key_for('regenerate')}) to get one.",
+                            timeout=3)
             return
         self.app.push_screen(DetailScreen(turn, report))
 
@@ -690,7 +693,8 @@ class ChatScreen(Screen):
     async def _open(self, event: Sidebar.Open) -> None:
         event.stop()
         if self.answering:
-            self.app.notify("An answer is still running: Esc stops it first.", severity="warning", timeout=3)
+            self.app.notify(f"An answer is still running: {self.key_for('cancel')} stops it first.",
+                            severity="warning", timeout=3)
             return
         await self.open_conversation(event.conversation_id)
         self.refresh_sidebar()
@@ -710,7 +714,8 @@ class ChatScreen(Screen):
 
     def action_new_conversation(self) -> None:
         if self.answering:
-            self.app.notify("An answer is still running: Esc stops it first.", severity="warning", timeout=3)
+            self.app.notify(f"An answer is still running: {self.key_for('cancel')} stops it first.",
+                            severity="warning", timeout=3)
             return
         self.run_worker(self._new(), exclusive=True, group="open")
 

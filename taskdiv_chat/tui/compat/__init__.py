@@ -1,9 +1,11 @@
 """Every use of Textual's private API, behind one door.
 
-Textual is pinned (pyproject.toml); what is private may change in any release.
-`SUPPORTED` lists the versions these uses were written and tested against: on
-another version the fast Markdown falls back to the stock widget
-(compat.markdown) and the keymap is read through what is public.
+Textual is pinned (pyproject.toml), and what is private may change in any release.
+SUPPORTED lists the versions these uses were written and tested against. On any
+other version the app still works: answers render with the stock Markdown widget
+(slower for long lists, same text), and nothing else here reaches into Textual.
+Nothing outside this package may import textual's private modules or attributes
+(tests/test_architecture.py checks it).
 """
 
 from __future__ import annotations
@@ -11,11 +13,34 @@ from __future__ import annotations
 from importlib.metadata import version
 
 SUPPORTED = ("8.2.8",)
-TEXTUAL_VERSION = version("textual")
-KNOWN = TEXTUAL_VERSION in SUPPORTED
+
+
+def known(textual_version: str | None = None) -> bool:
+    """Whether the installed Textual is one the private uses here were tested against."""
+    return (textual_version or version("textual")) in SUPPORTED
+
+
+def markdown_widget(textual_version: str | None = None) -> type:
+    """The Markdown class answers are rendered with: FastMarkdown on a known Textual, else the stock one."""
+    if known(textual_version):
+        from .markdown_fast import FastMarkdown
+
+        return FastMarkdown
+    from textual.widgets import Markdown
+
+    return Markdown
+
+
+async def appends_done(markdown) -> None:
+    """Wait until a Markdown widget has mounted every block it is appending (Markdown.append holds
+    the widget's lock while it does; a MarkdownStream stopped mid-append goes on appending)."""
+    lock = getattr(markdown, "lock", None)
+    if lock is not None:
+        async with lock:
+            pass
 
 
 def keymap(app) -> dict[str, str]:
-    """The user's remapped keys, binding id -> keys (App._keymap, set by App.set_keymap)."""
-    found = getattr(app, "_keymap", None) if KNOWN else getattr(app, "_keymap", None)
+    """The user's remapped keys, binding id -> keys, as App.set_keymap stored them."""
+    found = getattr(app, "_keymap", None)
     return dict(found) if isinstance(found, dict) else {}

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ... import taxonomy
-from .. import bindings
+from .. import bindings, compat
 
 _CLOSE = [Binding("escape", "dismiss_none", "Close", id="close_dialog", show=False)]
 
@@ -51,7 +51,7 @@ class HelpScreen(_Dialog):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("where", "keys", "action", "id")
-        keymap = self.app._keymap
+        keymap = compat.keymap(self.app)
         for group, group_bindings in bindings.GROUPS.items():
             for binding in group_bindings:
                 table.add_row(group, bindings.keys_for(binding, keymap),

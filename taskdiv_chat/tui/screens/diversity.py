@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Label, Static
 
 from ... import taxonomy
 from ...conversation import usable
-from .. import services
+from .. import bindings, services
 from .dialogs import dialog_css
 
 # Colours told apart on dark and light themes; group k of a turn gets GROUP_COLORS[k].
@@ -87,7 +87,8 @@ class DetailScreen(ModalScreen):
                         yield Static(Content(f"{i} vs {j}: {why}"))
                 yield Static("Generic metrics (word and embedding distance; blind to the task)", classes="section")
                 yield Static(Content(self._generic_text()))
-            yield Static("Esc closes · F4 the variants side by side", classes="hint")
+            yield Static(f"Esc closes · {bindings.keys_for_id(self.app, 'homogenization')} the variants side by side",
+                         classes="hint")
 
     def _generic_text(self) -> str:
         generic = dict(self.report.generic or {})

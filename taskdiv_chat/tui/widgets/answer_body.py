@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock
 
-from .markdown_fast import FastMarkdown
+from ..compat import appends_done, markdown_widget
 
 _REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:", re.M)
 SEGMENT_CHARS = 2000  # a streamed answer continues in a new Markdown widget past this size
@@ -51,7 +51,7 @@ class AnswerBody(Vertical):
         self.written = False  # whether any text was streamed since begin()
 
     def compose(self) -> ComposeResult:
-        yield FastMarkdown(self._initial, open_links=False)
+        yield markdown_widget()(self._initial, open_links=False)
 
     @property
     def segments(self) -> list[Markdown]:
@@ -61,7 +61,7 @@ class AnswerBody(Vertical):
         """Show `text` in one Markdown widget (no stream)."""
         await self.stop()
         await self.remove_children()
-        await self.mount(FastMarkdown(text, open_links=False))
+        await self.mount(markdown_widget()(text, open_links=False))
 
     async def begin(self) -> None:
         await self.reset("")
@@ -84,7 +84,7 @@ class AnswerBody(Vertical):
                     await self._stream.write(text[: match.end() - written])
                     await self._stream.stop()
                     self._offsets.append(self._offsets[-1] + head.count("\n"))
-                    segment = FastMarkdown("", open_links=False)
+                    segment = markdown_widget()("", open_links=False)
                     await self.mount(segment)
                     self._stream = Markdown.get_stream(segment)
                     self._segment_text = ""
@@ -104,8 +104,7 @@ class AnswerBody(Vertical):
             # shielded and goes on mounting blocks: wait for it, so that a finished answer
             # really has every block mounted (Markdown.append holds the widget's lock).
             for segment in self.segments:
-                async with segment.lock:
-                    pass
+                await appends_done(segment)
 
     async def finish(self, text: str) -> bool:
         """End the stream and make the rendering exactly that of `text` parsed whole; True if rebuilt.

@@ -66,10 +66,11 @@ class CategoryChip(Static):
         super().__init__(**kwargs)
         self.turn_id = turn_id
         self.overridden = overridden
-        self.tooltip = "Category of this message (click or ctrl+t to change)"
         self.set_reactive(CategoryChip.letter, letter)
 
     def on_mount(self) -> None:
+        keys = bindings.keys_for_id(self.app, "pick_category")
+        self.tooltip = f"Category of this message (click or {keys} to change)"
         self._paint()
 
     def watch_letter(self) -> None:
@@ -153,8 +154,11 @@ class Badge(Static):
     def __init__(self, turn_id, **kwargs) -> None:
         super().__init__("", **kwargs)
         self.turn_id = turn_id
-        self.tooltip = "Diversity of the regenerated answers (click or F3 for the detail)"
         self.display = False
+
+    def on_mount(self) -> None:
+        self.tooltip = (f"Diversity of the regenerated answers (click or "
+                        f"{bindings.keys_for_id(self.app, 'badge_detail')} for the detail)")
 
     def show_text(self, text: str, status: str = "pending") -> None:
         self.display = True
@@ -236,7 +240,8 @@ class AssistantMessage(Vertical, can_focus=True):
         yield AnswerBody(current.text if current else "")
         with Vertical(id="error-box"):
             yield Static(id="error-text")
-            yield Button("Retry (F5)", id="retry", variant="warning", compact=True)
+            yield Button(f"Retry ({bindings.keys_for_id(self.app, 'retry', first=True)})", id="retry",
+                         variant="warning", compact=True)
         with Horizontal(id="footer"):
             yield Static(id="meta")
             yield Static(id="cutoff")

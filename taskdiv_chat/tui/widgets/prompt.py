@@ -41,10 +41,15 @@ class PromptArea(TextArea):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(soft_wrap=True, tab_behavior="focus", compact=True, show_line_numbers=False,
-                         placeholder="Message  (Enter send · ctrl+j newline · ↑ history · F1 keys)", **kwargs)
+                         placeholder="Message", **kwargs)
         self.sent_history: list[str] = []
         self._history_pos: int | None = None  # None: editing a fresh message
         self._unsent = ""
+
+    def on_mount(self) -> None:
+        keys = lambda binding_id: bindings.keys_for_id(self.app, binding_id, first=True)  # noqa: E731
+        self.placeholder = (f"Message  ({keys('send')} send · {keys('newline')} newline · "
+                            f"{keys('history_prev')} history · {keys('help')} keys)")
 
     def action_send(self) -> None:
         self.post_message(self.Submitted(self.text))

@@ -67,8 +67,9 @@ class Sidebar(Vertical):
         self.current_id: int | None = None
 
     def compose(self) -> ComposeResult:
-        yield Button("+ New chat (ctrl+n)", id="new", compact=True)
-        yield Input(placeholder="search (ctrl+f)", id="search", compact=True)
+        keys = lambda binding_id: bindings.keys_for_id(self.app, binding_id, first=True)  # noqa: E731
+        yield Button(f"+ New chat ({keys('new_conversation')})", id="new", compact=True)
+        yield Input(placeholder=f"search ({keys('search')})", id="search", compact=True)
         yield Label("recent", id="list-label")
         yield ListView(id="conversations")
 
