@@ -65,17 +65,32 @@ async def started(pilot) -> None:
     await pilot.pause()
 
 
+async def settled(pilot) -> None:
+    """Await every worker of the app, and those they start, until none is left running."""
+    app = pilot.app
+    while running := [w for w in app.workers if not w.is_finished]:
+        await asyncio.wait_for(app.workers.wait_for_complete(running), 60)
+        await pilot.pause()
+
+
 async def send(pilot, text: str) -> AssistantMessage:
     screen = pilot.app.screen
     before = len(screen.chat.query(AssistantMessage))
     screen.prompt.area.focus()
     screen.prompt.area.load_text(text)
     await pilot.press("enter")
-    await wait_for(pilot, lambda: len(screen.chat.query(AssistantMessage)) > before, what="answer widget")
+    await settled(pilot)
+    assert len(screen.chat.query(AssistantMessage)) == before + 1
     answer = screen.last_answer()
-    await wait_for(pilot, lambda: not screen.answering and answer.variants and not answer.streaming,
-                   what="answer end")
+    assert not screen.answering and answer.variants and not answer.streaming
     return answer
+
+
+async def classified(pilot, answer: AssistantMessage) -> str:
+    """The turn's category letter, awaited from the conversation service."""
+    letter = await asyncio.wait_for(pilot.app.screen.service.category(answer.turn_id), 30)
+    await pilot.pause()
+    return letter
 
 
 def store_of(app) -> Store:
@@ -174,9 +189,9 @@ async def test_override_category_is_saved_and_used_by_regenerate(fake_server, fa
     app = make_app(fake_backend_settings)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
-        await send(pilot, "Tell me about lighthouses")
+        answer = await send(pilot, "Tell me about lighthouses")
         user = app.screen.chat.query(UserMessage).last()
-        await wait_for(pilot, lambda: user.chip.letter == "A", what="classification")
+        assert await classified(pilot, answer) == "A" and user.chip.letter == "A"
         await pilot.click(user.chip)
         await pilot.pause()
         await pilot.press(*["down"] * 6, "enter")  # A..G: G is the 7th
@@ -185,7 +200,8 @@ async def test_override_category_is_saved_and_used_by_regenerate(fake_server, fa
         assert turn.user.override == "G"
         assert "G Creative" in str(user.chip.render())
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(script.chats) == 2 and not app.screen.answering, what="regenerate")
+        await settled(pilot)
+        assert len(script.chats) == 2 and not app.screen.answering
         sent = script.chats[1]["messages"]
         g = taxonomy.get("G")
         assert sent[-1]["role"] == "user" and g.regen_instruction.split(":")[0][:30] in sent[-1]["content"]
@@ -313,11 +329,12 @@ async def test_variant_navigation_and_branching(fake_server, fake_backend_settin
         screen = app.screen
         first = await send(pilot, "Tell a story")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(first.variants) == 2 and not screen.answering, what="regenerate")
-        assert first.current.text == "Story two."
+        await settled(pilot)
+        assert len(first.variants) == 2 and first.current.text == "Story two."
         assert "2/2" in str(first.query_one("#nav").render())
         await pilot.press("alt+left")
-        await wait_for(pilot, lambda: first.index == 0, what="previous variant")
+        await settled(pilot)
+        assert first.index == 0
         assert "1/2" in str(first.query_one("#nav").render())
         await send(pilot, "Continue it")
         store = store_of(app)
@@ -360,8 +377,8 @@ async def test_regenerate_three_times_fills_badge_and_views(fake_server, fake_ba
         for n in (2, 3, 4):
             screen.prompt.area.focus()
             await pilot.press("ctrl+r")  # works while the input has focus
-            await wait_for(pilot, lambda: len(answer.variants) == n and not screen.answering, what=f"variant {n}")
-            await wait_for(pilot, lambda: shown and shown[-1][1] != "pending", timeout=60, what=f"badge {n}")
+            await settled(pilot)  # the answer, then its measurement
+            assert len(answer.variants) == n and not screen.answering and shown[-1][1] != "pending"
         # the regenerations used the category's anchored prompt, with every earlier answer in context
         last_request = script.chats[-1]["messages"]
         assert [m["content"] for m in last_request if m["role"] == "assistant"] == STORIES[:3]
@@ -404,14 +421,15 @@ async def test_brainstorm_adds_several_variants(fake_server, fake_backend_settin
         answer = await send(pilot, "Write a story")
         app.set_strategy("anchored-system")
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: len(answer.variants) == 4 and not app.screen.answering, what="brainstorm")
+        await settled(pilot)
+        assert len(answer.variants) == 4 and not app.screen.answering
         assert [v.text for v in answer.variants[1:]] == ["A dragon guards the old castle.", "A robot wakes up on Mars.",
                                                          "A detective hunts a painter in Paris."]
         system = script.chats[-1]["messages"][0]
         assert system["role"] == "system" and "3" in system["content"]
         variants = store_of(app).load_conversation(app.screen.conversation_id).turns[0].variants
         assert [v.strategy for v in variants] == ["first"] + ["anchored-system"] * 3
-        await wait_for(pilot, lambda: answer.badge.has_class("-good"), timeout=60, what="badge")
+        assert answer.badge.has_class("-good")
 
 
 async def test_autoscroll_only_while_at_the_bottom(fake_server, fake_backend_settings):
