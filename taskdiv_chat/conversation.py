@@ -84,6 +84,7 @@ class VariantSaved:
     index: int
     variant: object
     note: str = ""  # what the strategy had to leave out, for the user
+    completion: Completion | None = None  # the request's own figures (usage with totals, timings)
 
 
 @dataclass(frozen=True)
@@ -282,21 +283,26 @@ class ConversationService:
         self.conversation.turns.append(Turn(UserTurn(turn_id, text, category, None, parent, time.time()), [], None))
         return turn_id
 
-    async def send(self, text: str) -> AsyncIterator[Event]:
-        """Store the message, stream the answer and classify the message beside the stream."""
+    async def send(self, text: str, system: str | None = None, classify: bool = True,
+                   **params) -> AsyncIterator[Event]:
+        """Store the message, stream the answer and classify the message beside the stream (unless not
+        `classify`). system: a system prompt sent first (not stored); params: sampling (temperature,
+        max_tokens)."""
         config = self.backend_config
-        messages = self.history() + [{"role": "user", "content": text}]
+        messages = ([{"role": "system", "content": system}] if system else []) + self.history() + [
+            {"role": "user", "content": text}]
         fits, used, kept = fit_context(messages, config.context_window, answer_reserve(config.max_tokens))
         if not fits:
             yield NotSent(used, config.context_window, self.backend_name)
             return
         new = self.conversation is None
         # The request leaves first; the message and the answer's row are stored while it is on its way.
-        answer = _Answer(self, kept, "first", self.backend(), 0, {})
+        answer = _Answer(self, kept, "first", self.backend(), 0, params)
         try:
             turn_id = await self.add_turn(text)
             await answer.attach(turn_id)
-            self._start_classification(turn_id)  # beside the stream, not before it
+            if classify:
+                self._start_classification(turn_id)  # beside the stream, not before it
             yield TurnAdded(self.conversation.id, turn_id, text, new, len(messages) - len(kept))
             async for event in answer.events():
                 yield event
@@ -599,7 +605,7 @@ class _Answer:
                 variant = self.service._variant(self.turn_id, self.writer.variant_id)
                 if not cancelled:
                     self.queue.put_nowait(Failed(self.turn_id, "answer", error, self.index, variant) if error
-                                          else VariantSaved(self.turn_id, self.index, variant))
+                                          else VariantSaved(self.turn_id, self.index, variant, "", completion))
             self.queue.put_nowait(_END)
 
     async def events(self) -> AsyncIterator[Event]:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from .common import add_backend_arg, fail, settings_and_backend
+from .common import add_backend_arg, fail, history_store, settings_and_backend
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,83 +37,43 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ask(args) -> int:
-    from ..backends import make_backend
-    from ..backends.base import BackendError, collect
-
     settings, name = settings_and_backend(args)
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
     if not prompt.strip():
         return fail("nothing to ask: give a prompt or pipe one on stdin")
-    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
-        {"role": "user", "content": prompt}]
-    backend = make_backend(settings, name)
-    recorder = None if args.no_save else _Recorder.start(prompt, backend, settings.secret_values())
+    params = {k: v for k, v in (("temperature", args.temperature), ("max_tokens", args.max_tokens)) if v is not None}
+    return asyncio.run(_ask(args, settings, name, prompt, params))
 
-    def on_text(delta: str) -> None:
-        if recorder:
-            recorder.append(delta)
-        if not args.json:
-            sys.stdout.write(delta)
-            sys.stdout.flush()
 
-    async def run():
-        try:
-            return await collect(backend, messages, on_text=on_text, temperature=args.temperature,
-                                 max_tokens=args.max_tokens)
+async def _ask(args, settings, name: str, prompt: str, params: dict) -> int:
+    """One exchange through the conversation service, recorded in the history unless --no-save."""
+    from ..conversation import ConversationService, Delta, Failed, NotSent, VariantSaved
+
+    with history_store(settings, args.no_save) as store:
+        service = ConversationService(store, settings, name)
+        shown, completion = False, None
+        try:  # no classification: a one-off question does not wait for the classifier to load
+            async for event in service.send(prompt, system=args.system, classify=False, **params):
+                if isinstance(event, Delta) and not args.json:
+                    shown = True
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                elif isinstance(event, NotSent):
+                    return fail(f"the prompt is about {event.tokens:,} tokens, more than the {event.window:,}-token "
+                                f"context window of {event.backend}")
+                elif isinstance(event, Failed):
+                    if shown and not args.json:
+                        sys.stdout.write("\n")
+                    return fail(event.error)
+                elif isinstance(event, VariantSaved):
+                    completion = event.completion
         finally:
-            await backend.aclose()
-
-    try:
-        completion = asyncio.run(run())
-    except BackendError as exc:
-        if recorder:
-            recorder.finish("error", error=str(exc))
-        if not args.json and exc.partial:
-            sys.stdout.write("\n")
-        return fail(str(exc))
-    except KeyboardInterrupt:
-        if recorder:
-            recorder.finish("cancelled")
-        raise
-    if recorder:
-        recorder.finish(completion.finish_reason or "stop", completion)
+            await service.aclose()
     if args.json:
         print(json.dumps(completion.as_dict(), ensure_ascii=False))
     elif not completion.text.endswith("\n"):
         sys.stdout.write("\n")
     return 0
-
-
-class _Recorder:
-    """Writes an `ask` exchange into the conversation store as it streams."""
-
-    def __init__(self, store, writer):
-        self.store, self.writer = store, writer
-
-    @classmethod
-    def start(cls, prompt: str, backend, secrets: tuple[str, ...]) -> "_Recorder":
-        from ..store import Store
-
-        store = Store(secrets=secrets)
-        conversation = store.create_conversation(_title(prompt))
-        turn = store.add_user_turn(conversation, prompt, None)
-        writer = store.start_variant(turn, strategy="first", backend=backend.name, model=backend.model,
-                                     params={}, category=None)
-        return cls(store, writer)
-
-    def append(self, delta: str) -> None:
-        self.writer.append(delta)
-
-    def finish(self, reason: str, completion=None, error: str | None = None) -> None:
-        usage = completion.as_dict()["usage"] if completion else None
-        timings = completion.as_dict()["timings"] if completion else None
-        self.writer.finish(reason, usage, timings, error=error)
-        self.store.close()
-
-
-def _title(prompt: str) -> str:
-    line = " ".join(prompt.split())
-    return line[:60] + ("…" if len(line) > 60 else "")
 
 
 def cmd_models(args) -> int:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from ..config import METHODS, STRATEGIES
-from .common import add_backend_arg, fail, settings_and_backend
+from .common import add_backend_arg, fail, history_store, settings_and_backend
 
 
 def register(subparsers) -> None:
@@ -67,7 +65,7 @@ async def _sample(args, out) -> int:
 
     settings, name = settings_and_backend(args)
     strategy = args.strategy or settings.regenerate.strategy
-    with _sample_store(args, settings) as store:
+    with history_store(settings, args.no_save) as store:
         service = ConversationService(store, settings, name, judge_method=args.judge)
         try:
             try:
@@ -78,19 +76,6 @@ async def _sample(args, out) -> int:
             return await _sample_flow(args, out, service, strategy, classification)
         finally:
             await service.aclose()
-
-
-@contextlib.contextmanager
-def _sample_store(args, settings):
-    """The conversation store, or with --no-save a throwaway one in a temporary folder."""
-    from ..store import Store
-
-    if not args.no_save:
-        with Store(secrets=settings.secret_values()) as store:
-            yield store
-        return
-    with tempfile.TemporaryDirectory(prefix="taskdiv-sample-") as folder, Store(Path(folder) / "sample.db") as store:
-        yield store
 
 
 async def _sample_flow(args, out, service, strategy: str, classification) -> int:
