@@ -285,7 +285,6 @@ class ChatScreen(Screen):
         try:
             first = await anext(events)
             if isinstance(first, NotSent):
-                self.answering = False
                 await self._notice(f"Not sent: this message is about {first.tokens:,} tokens, more than the "
                                    f"{first.window:,}-token context window of {first.backend} (it stays in the "
                                    f"input). Shorten it or use a backend with a larger context_window.")
@@ -293,6 +292,7 @@ class ChatScreen(Screen):
             answer = await self._show_turn(first)
             await self._show_flow(answer, events, "answering (first)…")
         finally:
+            self.answering = False  # also when the flow failed before it showed anything
             await events.aclose()
 
     async def _show_turn(self, added: TurnAdded) -> AssistantMessage:
@@ -448,6 +448,7 @@ class ChatScreen(Screen):
         try:
             await self._show_flow(answer, events, f"answering ({self.app.strategy})…", analyze=not retry)
         finally:
+            self.answering = False  # also when the flow failed before it showed anything
             await events.aclose()
 
     def action_regenerate(self) -> None:
@@ -469,6 +470,7 @@ class ChatScreen(Screen):
         try:
             await self._show_flow(answer, events, "answering (first)…")
         finally:
+            self.answering = False  # also when the flow failed before it showed anything
             await events.aclose()
 
     @on(AssistantMessage.Retry)
