@@ -20,6 +20,7 @@ from textual.worker import get_current_worker
 
 from .. import config, taxonomy
 from ..config import data_dir
+from ..sanitize import for_display
 from . import bindings, services
 from .state import load_state, save_state
 from .widgets.messages import (AssistantMessage, Badge, CategoryChip, ChatLog, Notice, UserMessage, VariantView,
@@ -127,7 +128,7 @@ class ChatScreen(Screen):
         try:
             self.app.open_store()
         except StoreError as exc:  # a damaged or newer database: say so, touch nothing
-            self.app.exit(return_code=2, message=f"taskdiv-chat: {exc}")
+            self.app.exit(return_code=2, message=for_display(f"taskdiv-chat: {exc}"))
             return
         if self.app.warm_up:
             self.warm_up()
@@ -162,7 +163,7 @@ class ChatScreen(Screen):
         self.sidebar.current_id = self.conversation_id
         if conv:
             save_state(last_conversation=conv.id)
-        self.sub_title = conv.title if conv else "new chat"
+        self.sub_title = for_display(conv.title) if conv else "new chat"
         await self.chat.remove_children()
         widgets = []
         if conv is None or not conv.turns:
@@ -264,7 +265,7 @@ class ChatScreen(Screen):
             self.conversation_id = store.create_conversation(services.title_for(text))
             self.sidebar.current_id = self.conversation_id
             save_state(last_conversation=self.conversation_id)
-            self.sub_title = services.title_for(text)
+            self.sub_title = for_display(services.title_for(text))
         turn_id = store.add_user_turn(self.conversation_id, text, parent)
         self.prompt.clear()
         self.prompt.area.remember(text)
@@ -283,7 +284,7 @@ class ChatScreen(Screen):
         self.run_answer(answer, kept, strategy="first")
 
     async def _notice(self, text: str) -> None:
-        await self.chat.mount(Notice(Content(text)))
+        await self.chat.mount(Notice(Content(for_display(text))))
         self.chat.scroll_end(animate=False)
 
     # --- streaming ---------------------------------------------------------------------------
@@ -556,9 +557,9 @@ class ChatScreen(Screen):
             user.chip.set_category(turn.user.letter or taxonomy.OTHER, turn.user.override is not None)
             found = turn.user.category or {}
             how = ", ".join(str(x) for x in (found.get("method"), found.get("detail")) if x)
-            user.chip.tooltip = (f"category {user.chip.letter}" + (" (set by you)" if turn.user.override else "")
-                                 + (f"; classifier: {found.get('letter')} {how}" if found else "")
-                                 + " · click or ctrl+t to change")
+            user.chip.tooltip = Content(for_display(  # the detail holds the classifier model's own words
+                f"category {user.chip.letter}" + (" (set by you)" if turn.user.override else "")
+                + (f"; classifier: {found.get('letter')} {how}" if found else "") + " · click or ctrl+t to change"))
 
     async def _category_of(self, turn) -> str:
         """The letter regenerate uses: the override, else the classifier's (waited for if still running)."""
@@ -722,7 +723,8 @@ class ChatScreen(Screen):
         self._copy(event.widget, event.code)
 
     def _copy(self, answer: AssistantMessage, code: bool) -> None:
-        text = answer.current.text if answer.current else ""
+        # what is shown is what is copied: escape sequences pasted into a shell are as dangerous as printed
+        text = for_display(answer.current.text) if answer.current else ""
         if not code:
             self._to_clipboard(text, "answer")
             return
@@ -819,7 +821,7 @@ class ChatScreen(Screen):
                 return
             self.app.store.rename(conversation_id, title)
             if conversation_id == self.conversation_id:
-                self.sub_title = title
+                self.sub_title = for_display(title)
             self.refresh_sidebar()
 
         self.app.push_screen(TextPrompt("Rename conversation", current), renamed)

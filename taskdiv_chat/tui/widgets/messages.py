@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Button, Static
 
 from ... import taxonomy
+from ...sanitize import for_display
 from .. import bindings
 
 _FENCE = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
@@ -119,7 +120,7 @@ class UserMessage(Vertical):
         with Horizontal(id="user-head"):
             yield CategoryChip(self.turn_id, self._letter, self._overridden)
             yield Static("you", classes="role")
-        yield Static(Content(_preview(self.text)), id="user-text")
+        yield Static(Content(for_display(_preview(self.text))), id="user-text")
 
     @property
     def chip(self) -> CategoryChip:
@@ -158,7 +159,7 @@ class Badge(Static):
 
     def show_text(self, text: str, status: str = "pending") -> None:
         self.display = True
-        self.update(Content(text))
+        self.update(Content(for_display(text)))
         for name in ("good", "warn", "bad", "pending"):
             self.set_class(name == status, f"-{name}")
 
@@ -300,12 +301,12 @@ class AssistantMessage(Vertical, can_focus=True):
             elif variant.finish_reason == "length":
                 cutoff = "✂ cut off (length limit)"
             error = variant.error
-        self.query_one("#meta", Static).update(Content(meta))
+        self.query_one("#meta", Static).update(Content(for_display(meta)))
         self.query_one("#cutoff", Static).update(cutoff)
         box = self.query_one("#error-box")
         box.set_class(bool(error), "-shown")
         if error:
-            self.query_one("#error-text", Static).update(Content(f"⚠ {error}"))
+            self.query_one("#error-text", Static).update(Content(for_display(f"⚠ {error}")))
         self.query_one(VariantNav).set_position(self.index, len(self.variants))
 
     # --- actions -----------------------------------------------------------------------------

@@ -1,0 +1,140 @@
+"""Hostile input in the TUI: escape sequences from a server or the store never reach the terminal,
+a crash report shows no secret, and a paste stays a paste.
+
+The terminal tests run the app with a driver that keeps every byte Textual writes (a headless
+driver that says it is not headless, so the app renders as on a real terminal).
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.drivers.headless_driver import HeadlessDriver
+
+from taskdiv_chat.fake_server import Reply
+from taskdiv_chat.store import Store
+from test_tui import SIZE, Script, make_app, send, started, wait_for
+
+ESC = "\x1b"
+# What was seen in the wild: retitle the window, clear the screen, put a command on the clipboard (OSC 52),
+# ring the bell, recolour, and a bare C1 CSI.
+TITLE_SEQ = f"{ESC}]0;PWNED-TITLE\x07"
+CLEAR_SEQ = f"{ESC}[2J"
+CLIPBOARD_SEQ = f"{ESC}]52;c;cm0gLXJmIH4=\x07"  # base64 of "rm -rf ~"
+HOSTILE = f"Hello {TITLE_SEQ}there{CLEAR_SEQ} and {CLIPBOARD_SEQ} bell\x07 {ESC}[31mred{ESC}[0m \x9b2J end"
+# Pieces that must never appear in what the app writes to the terminal.
+# (Textual itself writes OSC 22, ended by BEL, to set the mouse pointer.)
+FORBIDDEN = ("PWNED-TITLE", "]0;", CLEAR_SEQ, "]52;c;cm0g", "cm0gLXJmIH4=", "bell\x07", f"{ESC}[31mred", "\x9b")
+
+
+class CapturingDriver(HeadlessDriver):
+    """Renders like a terminal driver and keeps the bytes instead of writing them."""
+
+    written: list[str] = []
+
+    @property
+    def is_headless(self) -> bool:
+        return False
+
+    def write(self, data: str) -> None:
+        CapturingDriver.written.append(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def terminal_output() -> str:
+    return "".join(CapturingDriver.written)
+
+
+def leaks(output: str) -> list[str]:
+    return [piece for piece in FORBIDDEN if piece in output]
+
+
+@pytest.fixture
+def capture():
+    CapturingDriver.written = []
+    yield CapturingDriver
+    CapturingDriver.written = []
+
+
+def poison_store() -> int:
+    """A conversation as an import could leave it: escape sequences in the title, the message and the answer."""
+    store = Store()
+    try:
+        conversation = store.create_conversation(f"Imported {TITLE_SEQ}chat")
+        turn = store.add_user_turn(conversation, f"stored question {CLEAR_SEQ}{CLIPBOARD_SEQ}", None)
+        writer = store.start_variant(turn, strategy="first", backend="fake", model=f"m{TITLE_SEQ}", params={})
+        writer.append(f"stored answer {TITLE_SEQ} with bell\x07")
+        writer.finish("stop", None, {"total_s": 1.0})
+        return conversation
+    finally:
+        store.close()
+
+
+async def test_escape_sequences_never_reach_the_terminal(fake_server, fake_backend_settings, capture):
+    conversation = poison_store()
+    # The answer's sequences are cut across chunks, as a stream delivers them.
+    chunks = [HOSTILE[i:i + 7] for i in range(0, len(HOSTILE), 7)]
+    fake_server.responder = Script([Reply(chunks=chunks, chunk_delay=0.01)])
+    app = make_app(fake_backend_settings, conversation_id=conversation)
+    app.driver_class = capture
+    async with app.run_test(size=SIZE, headless=False) as pilot:
+        await started(pilot)
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.last_answer() is not None, what="stored conversation shown")
+        assert terminal_output(), "the capturing driver saw nothing: the test would prove nothing"
+        assert "Imported" in terminal_output() and "stored answer" in terminal_output()
+        answer = await send(pilot, "new question")
+        await pilot.pause(0.2)
+        assert "Hello" in terminal_output() and "end" in terminal_output()
+        # the stored text stays exact
+        stored = app.store.load_conversation(screen.conversation_id)
+        assert stored.turns[-1].variants[-1].text == HOSTILE
+        assert stored.title == f"Imported {TITLE_SEQ}chat"
+        assert answer.current.text == HOSTILE
+        # a notification quoting hostile text, the search snippets, the variants view
+        app.notify(f"server said {TITLE_SEQ}", title=f"t{CLEAR_SEQ}")
+        await pilot.pause(0.2)
+        shown = list(app._notifications)[-1]
+        assert (shown.message, shown.title, shown.markup) == ("server said ", "t", False)
+        await pilot.press("ctrl+f", *"stored")
+        await wait_for(pilot, lambda: "match" in str(screen.sidebar.query_one("#list-label").render()),
+                       what="search hits")
+        await pilot.press("escape")
+        screen.prompt.area.focus()
+        await pilot.press("f4")
+        await pilot.pause(0.3)
+        assert type(app.screen).__name__ == "HomogenizationScreen"
+        await pilot.press("escape")
+        # the input's history recalls a stored message: shown without its sequences
+        screen.prompt.area.focus()
+        await pilot.press("up")
+        await pilot.pause(0.2)
+        assert ESC not in screen.prompt.area.text
+    output = terminal_output()
+    assert "stored" in output
+    assert leaks(output) == []
+
+
+async def test_crash_report_shows_no_api_key(fake_server, fake_backend_settings, monkeypatch, capsys):
+    key = "sk-test-0123456789abcdefSECRET"
+    monkeypatch.setenv("TASKDIV_TEST_KEY", key)
+    settings = fake_backend_settings.model_copy(deep=True)
+    settings.backends["fake"].api_key_env = "TASKDIV_TEST_KEY"
+    fake_server.responder = Script(["ok"])
+    app = make_app(settings)
+
+    def crash(headers=None):
+        authorization = app.screen.backend._client.headers["Authorization"]  # a local, as in httpx's frames
+        raise RuntimeError(f"forced crash while sending {authorization}")
+
+    with pytest.raises(RuntimeError, match="forced crash"):
+        async with app.run_test(size=SIZE) as pilot:
+            await started(pilot)
+            assert key in app.screen.backend._client.headers["Authorization"]
+            app.call_later(crash)
+            await pilot.pause(0.5)
+    report = capsys.readouterr().err
+    assert "RuntimeError" in report and "forced crash while sending" in report
+    assert key not in report
+    assert "[redacted]" in report
