@@ -7,11 +7,26 @@ driver that says it is not headless, so the app renders as on a real terminal).
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+
 import pytest
+from textual import events
+from textual._xterm_parser import BRACKETED_PASTE_END, BRACKETED_PASTE_START
 from textual.drivers.headless_driver import HeadlessDriver
 
 from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.store import Store
+from taskdiv_chat.tui.terminal import PasteSafeParser
+from taskdiv_chat.tui.widgets.prompt import clean_text
+from test_cli_chat import write_config
 from test_tui import SIZE, Script, make_app, send, started, wait_for
 
 ESC = "\x1b"
@@ -138,3 +153,119 @@ async def test_crash_report_shows_no_api_key(fake_server, fake_backend_settings,
     assert "RuntimeError" in report and "forced crash while sending" in report
     assert key not in report
     assert "[redacted]" in report
+
+
+# --- pastes and raw bytes from the terminal ------------------------------------------------------
+
+PASTE = "first line\x07 \x1b]0;X\x07\x1b[31mred\r\nsecond\x1b\x1b[A\x00 end"  # BEL, OSC, CSI, CR, lone ESC, NUL
+
+
+def parse(chunks: list[str], ticks: bool = False) -> list:
+    parser = PasteSafeParser()
+    out = []
+    for chunk in chunks:
+        out += list(parser.feed(chunk))
+        if ticks:
+            time.sleep(0.12)  # past ESCAPE_DELAY: what is held back as a marker's start is let go
+            out += list(parser.tick())
+    return out
+
+
+def described(tokens: list) -> list:
+    return [("paste", t.text) if isinstance(t, events.Paste) else ("key", t.key) for t in tokens
+            if isinstance(t, (events.Paste, events.Key))]
+
+
+def test_a_paste_stays_one_paste_whatever_it_holds():
+    data = f"a{BRACKETED_PASTE_START}{PASTE}{BRACKETED_PASTE_END}b"
+    want = [("key", "a"), ("paste", PASTE.replace("\x00", "")), ("key", "b")]
+    assert described(parse([data])) == want
+    # cut into two reads anywhere, the markers too
+    for cut in range(1, len(data)):
+        assert described(parse([data[:cut], data[cut:]])) == want, cut
+    # one character per read, as a slow terminal delivers it
+    assert described(parse(list(data))) == want
+
+
+def test_keys_around_pastes_still_parse():
+    assert described(parse(["x\x1b[Ay"])) == [("key", "x"), ("key", "up"), ("key", "y")]
+    # "ESC [" at the end of a read waits for the rest; alone it is keys once ESCAPE_DELAY has passed
+    assert described(parse(["\x1b[", "B"])) == [("key", "down")]
+    held = parse(["\x1b["], ticks=True)
+    assert described(held) and all(kind == "key" for kind, _ in described(held))
+    assert described(parse(["\x1b"], ticks=True)) == [("key", "escape")]
+
+
+class Terminal:
+    """The real `taskdiv-chat` command in a pseudo-terminal: bytes in, screen bytes out."""
+
+    def __init__(self) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        self.proc = subprocess.Popen([sys.executable, "-m", "taskdiv_chat"], stdin=slave, stdout=slave,
+                                     stderr=slave, env={**os.environ, "TERM": "xterm-256color"}, close_fds=True)
+        os.close(slave)
+        self.master = master
+        self.output = b""
+
+    def read_until(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.output):
+                return True
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    return predicate(self.output)
+                if not chunk:
+                    return predicate(self.output)
+                self.output += chunk
+            elif self.proc.poll() is not None:
+                return predicate(self.output)
+        return False
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self) -> int | None:
+        """Wait for the app to end (120 s at most: a model still loading in the background holds the exit) and return its exit status (None: it had to be killed)."""
+        try:
+            self.read_until(lambda _: self.proc.poll() is not None, 120)
+            return self.proc.poll()
+        finally:
+            self.proc.kill()
+            self.proc.wait()
+            os.close(self.master)
+
+
+def test_pasted_escapes_and_a_stray_byte_in_a_real_terminal(fake_server):
+    fake_server.responder = Script(["should not be asked"])
+    write_config(f'default_backend = "fake"\n[backends.fake]\nbase_url = "{fake_server.base_url}"\n'
+                 f'model = "test-model"\n')
+    terminal = Terminal()
+    code = None
+    try:
+        assert terminal.read_until(lambda out: b"Type a message" in out, 60), terminal.output[-2000:]
+        time.sleep(0.5)
+        paste = f"{BRACKETED_PASTE_START}{PASTE}{BRACKETED_PASTE_END}".encode()
+        terminal.write(paste[:20])  # two reads, cut inside the paste
+        time.sleep(0.2)
+        terminal.write(paste[20:])
+        time.sleep(0.3)
+        terminal.write(b"\x9b")  # not UTF-8: once ended the app with UnicodeDecodeError
+        time.sleep(0.3)
+        terminal.write(b"\x11")  # ctrl+q: quit, saving the draft
+    finally:
+        code = terminal.close()
+    text = terminal.output.decode("utf-8", errors="replace")
+    assert code == 0, text[-2000:]
+    assert "Traceback" not in text and "UnicodeDecodeError" not in text
+    assert [r for r in fake_server.requests if "Classify" not in r["messages"][-1]["content"]] == []  # not sent
+    store = Store()
+    try:
+        draft = store.load_draft(None)
+    finally:
+        store.close()
+    assert draft == clean_text(PASTE) + "\ufffd"  # the whole paste, as typed text, then the stray byte shown

@@ -181,7 +181,16 @@ class TaskdivApp(App):
         if self.store is not None and self._owns_store:
             self.store.close()
 
-    # --- what reaches the terminal -------------------------------------------------------------
+    # --- what reaches the terminal, and what comes from it ---------------------------------------
+
+    def get_driver_class(self):
+        """On Linux and macOS, a driver whose pastes cannot turn into key presses (tui/terminal.py)."""
+        driver_class = super().get_driver_class()
+        if f"{driver_class.__module__}.{driver_class.__qualname__}" == "textual.drivers.linux_driver.LinuxDriver":
+            from .terminal import SafeLinuxDriver
+
+            return SafeLinuxDriver
+        return driver_class
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = False) -> None:
