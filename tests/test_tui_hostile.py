@@ -24,6 +24,7 @@ from textual.drivers.headless_driver import HeadlessDriver
 
 from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.store import Store
+from taskdiv_chat.tui.chat import DRAFT_DELAY
 from taskdiv_chat.tui.terminal import PasteSafeParser
 from taskdiv_chat.tui.widgets.prompt import clean_text
 from test_cli_chat import write_config
@@ -269,3 +270,26 @@ def test_pasted_escapes_and_a_stray_byte_in_a_real_terminal(fake_server):
     finally:
         store.close()
     assert draft == clean_text(PASTE) + "\ufffd"  # the whole paste, as typed text, then the stray byte shown
+
+
+# --- rough edges ---------------------------------------------------------------------------------
+
+
+async def test_a_sent_message_does_not_come_back_in_a_new_chat(fake_server, fake_backend_settings):
+    fake_server.responder = Script(["ok"])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        screen.prompt.area.focus()
+        await pilot.press(*"sent once")
+        await pilot.pause(DRAFT_DELAY + 0.3)  # the draft of the new chat is saved meanwhile
+        assert app.store.load_draft(None) == "sent once"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.conversation_id is not None and not screen.answering
+                       and screen.last_answer() is not None and screen.last_answer().variants, what="answer")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: screen.conversation_id is None, what="new chat")
+        await pilot.pause(DRAFT_DELAY + 0.3)
+        assert screen.prompt.area.text == ""
+        assert app.store.load_draft(None) == ""

@@ -261,7 +261,9 @@ class ChatScreen(Screen):
                                f"context window of {self.app.backend_name} (it stays in the input). "
                                f"Shorten it or use a backend with a larger context_window.")
             return
+        self._forget_sent_draft()
         if self.conversation_id is None:
+            store.save_draft(None, "")  # the new chat's draft was this message: ctrl+n must not bring it back
             self.conversation_id = store.create_conversation(services.title_for(text))
             self.sidebar.current_id = self.conversation_id
             save_state(last_conversation=self.conversation_id)
@@ -867,6 +869,12 @@ class ChatScreen(Screen):
         if self._draft_timer is not None:
             self._draft_timer.stop()
         self._draft_timer = self.set_timer(DRAFT_DELAY, self._save_draft_now)
+
+    def _forget_sent_draft(self) -> None:
+        """A draft save still pending for the text being sent would store it again: drop it."""
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+            self._draft_timer = None
 
     def _save_draft_now(self) -> None:
         store = self.app.store
