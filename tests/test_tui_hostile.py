@@ -293,3 +293,49 @@ async def test_a_sent_message_does_not_come_back_in_a_new_chat(fake_server, fake
         await pilot.pause(DRAFT_DELAY + 0.3)
         assert screen.prompt.area.text == ""
         assert app.store.load_draft(None) == ""
+
+
+async def test_text_of_a_stalled_stream_is_shown_before_it_ends(fake_server, fake_backend_settings):
+    words = "Some words arrive and then the server goes quiet for a long time"
+    fake_server.responder = Script([Reply(words, fault="never-end", fault_after=len(words.split()))])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        screen.prompt.area.load_text("Talk")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.last_answer() is not None and screen.answering, what="answering")
+        body = screen.last_answer().body
+        await wait_for(pilot, lambda: "long time" in "".join(m.source for m in body.segments), timeout=5,
+                       what="the text before the stall on screen")
+        assert screen.answering  # the stream has not ended
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not screen.answering, what="stopped")
+
+
+def crash_while_answering() -> int:
+    """A second process writes part of an answer and is killed (kill -9) mid-stream; returns the turn id."""
+    store = Store()
+    try:
+        conversation = store.create_conversation("Killed")
+        turn = store.add_user_turn(conversation, "Tell me everything", None)
+    finally:
+        store.close()
+    script = ("import os, signal, time\nfrom taskdiv_chat.store import Store\n"
+              f"w = Store().start_variant({turn}, strategy='first', backend='fake', model='m', params={{}})\n"
+              "w.append('The first half of an answer')\ntime.sleep(0.6)\nw.append(' and more')\ntime.sleep(0.6)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), timeout=60)
+    assert proc.returncode == -9
+    return conversation
+
+
+async def test_an_answer_cut_off_by_a_crash_says_so(fake_backend_settings):
+    conversation = crash_while_answering()
+    app = make_app(fake_backend_settings, conversation_id=conversation)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = app.screen.last_answer()
+        assert answer.current.text.startswith("The first half of an answer")
+        assert app.store.load_conversation(conversation).turns[0].variants[0].finish_reason == "crash"
+        assert "cut off (the app stopped" in str(answer.query_one("#cutoff").render())

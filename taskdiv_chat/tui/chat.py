@@ -45,13 +45,60 @@ DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
 RESERVE_TOKENS = 256  # room kept for the answer when checking the context window
 
 
+class StreamFlusher:
+    """Streamed text on its way to an answer's body: batched (one write per interval), held back while it
+    arrives as a burst, and let out by `tick` when the stream stalls with text still held."""
+
+    def __init__(self, body) -> None:
+        self.body = body
+        self.pending: list[str] = []
+        self.pending_chars = 0
+        self.held_since = 0.0  # when the first pending chunk arrived
+        self.last_flush = time.monotonic()
+        self.interval = FLUSH_EVERY
+        self.ui_cpu = time.thread_time()  # the UI thread's CPU time: how busy rendering keeps it
+        self._lock = asyncio.Lock()  # one write at a time: the stream's and the ticker's
+
+    def add(self, text: str) -> None:
+        if not self.pending:
+            self.held_since = time.monotonic()
+        self.pending.append(text)
+        self.pending_chars += len(text)
+
+    async def maybe_flush(self) -> None:
+        now = time.monotonic()
+        held = now - self.held_since
+        # judged once text has been held for a flush interval (the rate of a few chunks means nothing)
+        bursting = held < BURST_HOLD and (held < self.interval or self.pending_chars > BURST_RATE * held)
+        if self.pending and now - self.last_flush >= self.interval and not bursting:
+            busy = (time.thread_time() - self.ui_cpu) / (now - self.last_flush)
+            self.interval = (min(FLUSH_MAX, self.interval * 1.5) if busy > BUSY_SHARE
+                             else max(FLUSH_EVERY, self.interval / 1.5))
+            self.last_flush, self.ui_cpu = now, time.thread_time()
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if self.pending:
+                batch = "".join(self.pending)
+                self.pending.clear()
+                self.pending_chars = 0
+                await self.body.write(batch)
+
+    async def tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.maybe_flush()
+
+
 def variant_view(variant) -> VariantView:
     """The store's Variant as the answer widget shows it."""
     usage = variant.usage or {}
     timings = variant.timings or {}
+    finish_reason = {"done": None, "streaming": "streaming"}.get(variant.status, variant.finish_reason or "cancelled")
     return VariantView(id=variant.id, text=variant.text, backend=variant.backend or "", model=variant.model or "",
                        tokens=usage.get("completion_tokens"), seconds=timings.get("total_s"),
-                       finish_reason=None if variant.status == "done" else variant.finish_reason,
+                       finish_reason=finish_reason,
                        error=variant.error, strategy=variant.strategy)
 
 
@@ -307,41 +354,29 @@ class ChatScreen(Screen):
             answer.badge.show_text("…", "pending")
         body = answer.body
         parts: list[str] = []
-        pending: list[str] = []
-        pending_chars, held_since = 0, 0.0  # size of `pending` and when its first chunk arrived
+        flusher = StreamFlusher(body)
+        ticker = asyncio.create_task(flusher.tick())  # lets held text out while the stream stalls
         started = time.monotonic()
         first_token = None
-        last_flush = started
         finish, usage, error = None, None, None
         count = 0
-        interval, ui_cpu = FLUSH_EVERY, time.thread_time()  # the UI thread's CPU time: how busy rendering keeps it
         self.status.set_activity(f"answering ({strategy})…")
         try:
             async for chunk in backend.stream(messages):
+                if (wait := getattr(chunk, "wait", None)) is not None:  # the client sleeps before a retry
+                    self.status.set_activity(for_display(wait.describe()))
+                    self.app.notify(wait.describe(), title="Waiting to retry", timeout=max(3.0, wait.seconds))
                 if chunk.text:
                     if first_token is None:
                         first_token = time.monotonic() - started
+                        self.status.set_activity(f"answering ({strategy})…")
                     parts.append(chunk.text)
-                    if not pending:
-                        held_since = time.monotonic()
-                    pending.append(chunk.text)
-                    pending_chars += len(chunk.text)
+                    flusher.add(chunk.text)
                     writer.append(chunk.text)
                 finish = chunk.finish_reason or finish
                 usage = chunk.usage or usage
                 count += 1
-                now = time.monotonic()
-                held = now - held_since
-                # judged once text has been held for a flush interval (the rate of a few chunks means nothing)
-                bursting = held < BURST_HOLD and (held < interval or pending_chars > BURST_RATE * held)
-                if pending and now - last_flush >= interval and not bursting:
-                    busy = (time.thread_time() - ui_cpu) / (now - last_flush)
-                    interval = min(FLUSH_MAX, interval * 1.5) if busy > BUSY_SHARE else max(FLUSH_EVERY, interval / 1.5)
-                    last_flush, ui_cpu = now, time.thread_time()
-                    batch = "".join(pending)
-                    pending.clear()
-                    pending_chars = 0
-                    await body.write(batch)
+                await flusher.maybe_flush()
                 if count % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # keys and scrolling stay live during a burst
         except asyncio.CancelledError:
@@ -353,6 +388,7 @@ class ChatScreen(Screen):
                 parts.append(exc.partial)
                 writer.append(exc.partial)  # stored too, not only shown
         finally:
+            ticker.cancel()
             text = "".join(parts)
             total = time.monotonic() - started
             usage_dict = ({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
@@ -366,8 +402,8 @@ class ChatScreen(Screen):
             answer.streaming = False
             self.answering = False
             self.status.set_activity("")
-            if pending and body.written:
-                await body.write("".join(pending))
+            if body.written:
+                await flusher.flush()
             # one full parse of the whole answer: fixes half-open fences; an answer not streamed at all
             # (one burst) is rendered by that parse alone
             await body.finish(text)

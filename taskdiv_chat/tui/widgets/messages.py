@@ -35,7 +35,7 @@ class VariantView:
     model: str = ""
     tokens: int | None = None
     seconds: float | None = None
-    finish_reason: str | None = None  # stop | length | cancelled | error
+    finish_reason: str | None = None  # None when whole; length | cancelled | error | crash | streaming | ...
     error: str | None = None
     strategy: str | None = None
 
@@ -45,6 +45,18 @@ def model_label(backend: str, model: str, is_local: bool) -> str:
     if is_local:
         return f"{backend} · {model.replace('-Instruct', '')} (demo quality)"
     return f"{backend} · {model}" if model else backend
+
+
+# Why an answer is not whole, by the store's finish reason (any other reason but stop and error is shown as is).
+_CUTOFF = {"cancelled": "✂ cut off", "length": "✂ cut off (length limit)",
+           "crash": "✂ cut off (the app stopped while it was answering)",
+           "streaming": "… still being written by another taskdiv-chat"}
+
+
+def cutoff_label(finish_reason: str | None) -> str:
+    if finish_reason in (None, "stop", "error"):  # an error has its own box
+        return ""
+    return _CUTOFF.get(finish_reason, f"✂ cut off ({finish_reason})")
 
 
 class CategoryChip(Static):
@@ -296,10 +308,7 @@ class AssistantMessage(Vertical, can_focus=True):
             if self.streaming:
                 parts.append("…")
             meta = " · ".join(parts)
-            if variant.finish_reason == "cancelled":
-                cutoff = "✂ cut off"
-            elif variant.finish_reason == "length":
-                cutoff = "✂ cut off (length limit)"
+            cutoff = cutoff_label(variant.finish_reason)
             error = variant.error
         self.query_one("#meta", Static).update(Content(for_display(meta)))
         self.query_one("#cutoff", Static).update(cutoff)
