@@ -11,6 +11,7 @@ import fcntl
 import os
 import pty
 import select
+import shutil
 import struct
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from textual.drivers.headless_driver import HeadlessDriver
 from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.store import Store
 from taskdiv_chat.tui.chat import DRAFT_DELAY
-from taskdiv_chat.tui.terminal import PasteSafeParser
+from taskdiv_chat.tui.terminal import SafeXTermParser
 from taskdiv_chat.tui.widgets.prompt import clean_text
 from test_cli_chat import write_config
 from test_tui import SIZE, Script, make_app, send, started, wait_for
@@ -162,7 +163,7 @@ PASTE = "first line\x07 \x1b]0;X\x07\x1b[31mred\r\nsecond\x1b\x1b[A\x00 end"  # 
 
 
 def parse(chunks: list[str], ticks: bool = False) -> list:
-    parser = PasteSafeParser()
+    parser = SafeXTermParser()
     out = []
     for chunk in chunks:
         out += list(parser.feed(chunk))
@@ -309,8 +310,12 @@ async def test_text_of_a_stalled_stream_is_shown_before_it_ends(fake_server, fak
         await wait_for(pilot, lambda: "long time" in "".join(m.source for m in body.segments), timeout=5,
                        what="the text before the stall on screen")
         assert screen.answering  # the stream has not ended
+        assert str(screen.status.query_one("#context").render()).startswith("ctx 0/")  # a new chat
         await pilot.press("escape")
         await wait_for(pilot, lambda: not screen.answering, what="stopped")
+        # the context count takes in the stopped answer too
+        await wait_for(pilot, lambda: not str(screen.status.query_one("#context").render()).startswith("ctx 0/"),
+                       what="context counted after Esc")
 
 
 def crash_while_answering() -> int:
@@ -339,3 +344,55 @@ async def test_an_answer_cut_off_by_a_crash_says_so(fake_backend_settings):
         assert answer.current.text.startswith("The first half of an answer")
         assert app.store.load_conversation(conversation).turns[0].variants[0].finish_reason == "crash"
         assert "cut off (the app stopped" in str(answer.query_one("#cutoff").render())
+
+
+# What terminals send for the newline keys (alt+enter: xterm, VTE, iTerm2 with Option as Esc+, tmux;
+# CSI u: terminals with the kitty keyboard protocol), and the key the app must see.
+NEWLINE_KEYS = {"\n": "ctrl+j", "\x1b\r": "alt+enter", "\x1b[13;3u": "alt+enter", "\x1b[13;2u": "shift+enter"}
+
+
+def test_newline_keys_arrive_as_themselves():
+    for data, key in NEWLINE_KEYS.items():
+        assert described(parse([data], ticks=True)) == [("key", key)], repr(data)
+    # keys Textual names itself keep their meaning
+    assert described(parse(["\r"], ticks=True)) == [("key", "enter")]
+    assert described(parse(["\x1bj"], ticks=True)) == [("key", "alt+j")]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_newline_keys_under_tmux(fake_server, tmp_path):
+    """The real app inside tmux: alt+enter and ctrl+j insert a newline; only Enter sends."""
+    fake_server.responder = Script(["ok"])
+    write_config(f'default_backend = "fake"\n[backends.fake]\nbase_url = "{fake_server.base_url}"\n'
+                 f'model = "test-model"\n')
+    socket = str(tmp_path / "tmux.sock")
+    tmux = ["tmux", "-S", socket, "-f", "/dev/null"]
+    env = {**os.environ, "TERM": "xterm-256color"}
+    env.pop("TMUX", None)
+    subprocess.run(tmux + ["new-session", "-d", "-x", "100", "-y", "30", sys.executable, "-m", "taskdiv_chat"],
+                   env=env, check=True, timeout=30)
+    try:
+        def screen() -> str:
+            return subprocess.run(tmux + ["capture-pane", "-p"], capture_output=True, text=True, timeout=10).stdout
+
+        deadline = time.monotonic() + 90
+        while "Type a message" not in screen() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(0.5)
+        for keys in (["o", "n", "e"], ["M-Enter"], ["t", "w", "o"], ["C-j"], ["t", "h", "r", "e", "e"]):
+            subprocess.run(tmux + ["send-keys", *keys], check=True, timeout=10)
+            time.sleep(0.3)
+        time.sleep(0.5)
+        assert [r for r in fake_server.requests if "Classify" not in r["messages"][-1]["content"]] == []
+        subprocess.run(tmux + ["send-keys", "C-q"], check=True, timeout=10)
+        deadline = time.monotonic() + 120
+        while subprocess.run(tmux + ["has-session"], capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline, "the app did not quit"
+            time.sleep(0.5)
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
+    store = Store()
+    try:
+        assert store.load_draft(None) == "one\ntwo\nthree"
+    finally:
+        store.close()

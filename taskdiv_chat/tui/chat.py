@@ -402,14 +402,14 @@ class ChatScreen(Screen):
             answer.streaming = False
             self.answering = False
             self.status.set_activity("")
+            answer.refresh_footer()  # the final figures, before the (maybe long) last render
+            self.update_context()  # here, not after: a stopped answer counts too
             if body.written:
                 await flusher.flush()
             # one full parse of the whole answer: fixes half-open fences; an answer not streamed at all
             # (one burst) is rendered by that parse alone
             await body.finish(text)
-            answer.refresh_footer()
             self.post_message(AnswerDone(answer, view))
-        self.update_context()
         if analyze and not error:
             self.measure(answer)
 

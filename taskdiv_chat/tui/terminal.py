@@ -1,4 +1,4 @@
-"""Terminal input that a paste cannot break out of.
+"""Terminal input that a paste cannot break out of, and alt+enter as the terminal sent it.
 
 Textual's XTermParser reads a bracketed paste character by character, and an ESC
 inside the paste sends it down its escape-sequence path: the characters after it
@@ -7,10 +7,14 @@ a pasted CR became Enter and sent a half message). Its Linux driver also decodes
 stdin as strict UTF-8, so one stray byte (0x9b) raised UnicodeDecodeError and
 ended the app.
 
-PasteSafeParser takes a bracketed paste out of the input before XTermParser sees
+Most terminals (xterm, VTE, iTerm2 with Option as Esc+) and tmux send alt+enter as
+ESC CR; XTermParser drops the alt of a key it names from a table (enter, tab,
+backspace), so alt+enter, a newline key, arrived as enter and sent the message.
+
+SafeXTermParser takes a bracketed paste out of the input before XTermParser sees
 it: everything between ESC[200~ and ESC[201~ becomes one Paste event, exactly as
-pasted (minus NUL, as Textual does). SafeLinuxDriver uses it and decodes invalid
-UTF-8 as U+FFFD.
+pasted (minus NUL, as Textual does); and it keeps the alt of ESC-prefixed keys.
+SafeLinuxDriver uses it and decodes invalid UTF-8 as U+FFFD.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def _partial_marker(data: str, marker: str) -> int:
     return 0
 
 
-class PasteSafeParser(XTermParser):
+class SafeXTermParser(XTermParser):
     """XTermParser with bracketed pastes taken out whole, whatever they contain."""
 
     def __init__(self, debug: bool = False) -> None:
@@ -45,6 +49,12 @@ class PasteSafeParser(XTermParser):
         self._paste: list[str] | None = None  # the paste read so far, while inside one
         self._held = ""  # the start of a marker cut off at the end of a read
         self._held_at = 0.0
+
+    def _sequence_to_key_events(self, sequence: str, alt: bool = False) -> Iterable[events.Key]:
+        for event in super()._sequence_to_key_events(sequence, alt):
+            if alt and not event.key.startswith("alt+"):  # ESC CR: alt+enter, not enter
+                event = events.Key(f"alt+{event.key}", None)
+            yield event
 
     def tick(self) -> Iterable[Message]:
         # Outside a paste, what was held back as a possible marker start is keys (Escape, alt+[) if nothing
@@ -92,14 +102,14 @@ class PasteSafeParser(XTermParser):
 
 
 class SafeLinuxDriver(LinuxDriver):
-    """Textual's Linux driver with PasteSafeParser and a UTF-8 decoder that replaces invalid bytes."""
+    """Textual's Linux driver with SafeXTermParser and a UTF-8 decoder that replaces invalid bytes."""
 
     def run_input_thread(self) -> None:
         # LinuxDriver.run_input_thread (Textual 8.2) with those two changes.
         selector = selectors.SelectSelector()
         selector.register(self.fileno, selectors.EVENT_READ)
         fileno = self.fileno
-        parser = PasteSafeParser(self._debug)
+        parser = SafeXTermParser(self._debug)
         decode = getincrementaldecoder("utf-8")(errors="replace").decode
 
         def process_selector_events(selector_events, final: bool = False) -> None:
