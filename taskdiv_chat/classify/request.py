@@ -24,6 +24,7 @@ CODE = "[code]"
 TEXT = "[text]"
 MATERIAL_WORDS = 40  # a pasted text is at least this long; shorter text after a colon is part of the request
 QUOTE_WORDS = 25  # a quotation this long is material ("reply to this message: \"...\""), shorter is a title or topic
+HEAD_CHARS, TAIL_CHARS = 6000, 2000  # of a longer prompt only these are read: the request opens or closes it
 
 # --- pasted material ------------------------------------------------------------------------------
 
@@ -133,13 +134,15 @@ def set_material_aside(prompt: str) -> tuple[str, int]:
     """The prompt with pasted material replaced by [code]/[text], and how many characters went."""
     text = prompt.replace("\r\n", "\n").replace("\r", "\n").strip()
     before = len(text)
+    if before > HEAD_CHARS + TAIL_CHARS:  # the middle of a huge paste is material whatever it says
+        text = f"{text[:HEAD_CHARS]}\n\n{TEXT}\n\n{text[-TAIL_CHARS:]}"
     text = _FENCE.sub(f" {CODE} ", text)
     text = _QUOTE.sub(lambda m: f"\"{TEXT}\"" if words(next(g for g in m.groups() if g is not None)) >= QUOTE_WORDS
                       else m.group(0), text)
 
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    if len(paragraphs) == 1:
-        paragraphs = _split_inline(paragraphs[0])
+    if paragraphs:
+        paragraphs[:1] = _split_inline(paragraphs[0])
     kept = _drop_material_paragraphs(paragraphs)
     text = "\n\n".join(kept)
     return text, max(0, before - len(text))

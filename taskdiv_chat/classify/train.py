@@ -164,8 +164,8 @@ def train(settings: Settings = SETTINGS) -> Head:
 # --- cross-validation (real "train" rows only) ---------------------------------------------------------------
 
 
-def cv_probabilities(settings: Settings, repeats: int = 2) -> tuple[list[str], list[np.ndarray], list[list[str]]]:
-    """Out-of-fold probabilities for every real train prompt, per repeat: (gold labels, [probabilities], [classes])."""
+def cv_probabilities(settings: Settings, repeats: int = 1) -> tuple[list[str], list[np.ndarray]]:
+    """Out-of-fold probabilities (columns in LABELS order) for every real train prompt, per repeat of 5 folds."""
     from sklearn.model_selection import StratifiedKFold
 
     exemplars, real = load_labelled(), real_prompts("train")
@@ -175,7 +175,7 @@ def cv_probabilities(settings: Settings, repeats: int = 2) -> tuple[list[str], l
     gold = [label for _, label in real]
     # Classes with fewer members than folds (A, C, D have 3 real train prompts) are stratified as best as possible.
     strata = [label if Counter(gold)[label] >= 5 else "rare" for label in gold]
-    out_p, out_c = [], []
+    out = []
     for repeat in range(repeats):
         probabilities = np.zeros((len(real), len(LABELS)))
         for fit_idx, val_idx in StratifiedKFold(5, shuffle=True, random_state=repeat).split(gold, strata):
@@ -184,9 +184,8 @@ def cv_probabilities(settings: Settings, repeats: int = 2) -> tuple[list[str], l
                        vectors[keep], settings)
             p = head.probabilities([corpus.texts[n_ex + i] for i in val_idx], vectors[n_ex + val_idx])
             probabilities[np.ix_(val_idx, [LABELS.index(c) for c in head.classes])] = p
-        out_p.append(probabilities)
-        out_c.append(LABELS)
-    return gold, out_p, out_c
+        out.append(probabilities)
+    return gold, out
 
 
 def cv_score(gold: list[str], probabilities: list[np.ndarray], other_below: float) -> dict:
@@ -214,7 +213,7 @@ def _macro_f1(gold: list[str], pred: list[str]) -> float:
 
 def cross_validate(base: Settings = SETTINGS) -> None:
     def show(settings: Settings, other_below: float | None = None) -> dict:
-        gold, probabilities, _ = cv_probabilities(settings)
+        gold, probabilities = cv_probabilities(settings)
         score = cv_score(gold, probabilities, settings.other_below if other_below is None else other_below)
         changed = {k: v for k, v in asdict(settings).items() if v != asdict(base)[k]}
         print(f"  {str(changed or 'SETTINGS'):48s} other<{other_below or settings.other_below:.2f}  "
@@ -228,7 +227,7 @@ def cross_validate(base: Settings = SETTINGS) -> None:
                      replace(base, word_scale=2.0), replace(base, min_df=2)):
         show(settings)
     print("the 'other' threshold, with SETTINGS otherwise:")
-    gold, probabilities, _ = cv_probabilities(base)
+    gold, probabilities = cv_probabilities(base)
     for threshold in (0.0, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5):
         score = cv_score(gold, probabilities, threshold)
         print(f"  other<{threshold:.2f}  accuracy {score['accuracy']:.3f}  wrong other {score['wrong_other']:.3f}  "
