@@ -42,9 +42,23 @@ class Settings:
     other_below: float  # top probability under this -> "other"
 
 
-# Chosen by cross-validation on the real "train" rows only (`--cv`; 5 folds x 2, each fold trained on all the
-# exemplars plus the other real folds); see the comments in cross_validate() for the figures.
-SETTINGS = Settings(text="request", C=20.0, word_scale=1.0, min_df=1, real_weight=1.0, other_below=0.3)
+# Chosen by cross-validation on the real "train" rows only (`--cv`: 5 folds, each trained on all the exemplars
+# plus the other four folds of real prompts, scored on its real fold). Accuracy on the 499 real train prompts:
+# - request.py's reading 79.4% vs the prompt as typed 77.4%;
+# - C: 5 -> 78.4%, 20 -> 78.8%, 60 -> 79.4%, 150 -> 78.6%; word_scale 0.5 -> 74.1%, 2 -> 78.8%;
+#   min_df 2 -> 78.8%; real prompts weighing 1 -> 78.4%, 3 -> 78.8%, 6 -> 78.8% (all at C=20);
+#   differences under a point are 2-5 prompts: noise. (Exemplars alone, before the real-style ones were
+#   added: 72.5%; the added exemplars were written from the guide after reading cross-validation errors
+#   on the train rows, so these figures flatter a little; the test split is the honest measure.)
+# - other_below: a wrong "other" costs the anchoring (plain regeneration, the baseline); a wrong letter anchors
+#   the answers to the wrong task, which can be worse than the baseline (an A prompt made to vary). Counting a
+#   wrong letter as at least as costly as a wrong "other", the threshold minimises wrong other + wrong letter:
+#     other<0.25: wrong other 1.2%, wrong letter 19.4% (accuracy 79.4%)
+#     other<0.30: 1.8%, 19.0% (79.2%); other<0.35: 2.4%, 18.8% (78.8%); other<0.40: 4.0%, 18.0% (78.0%);
+#     other<0.50: 9.2%, 16.2% (74.5%).
+#   Raising it trades more than one wrong "other" for each wrong letter it saves; 0.25 and below are
+#   the same (the "other" class itself catches chit-chat and text transformations), 0.25 keeps a margin.
+SETTINGS = Settings(text="request", C=60.0, word_scale=1.0, min_df=1, real_weight=3.0, other_below=0.25)
 
 
 def load_labelled(path: str | Path | None = None) -> list[tuple[str, str]]:
@@ -222,13 +236,13 @@ def cross_validate(base: Settings = SETTINGS) -> None:
         return score
 
     print(f"cross-validation on the {len(real_prompts('train'))} real train prompts (+ all exemplars in every fold)")
-    for settings in (base, replace(base, text="prompt"), replace(base, C=5.0), replace(base, C=50.0),
-                     replace(base, real_weight=2.0), replace(base, real_weight=4.0), replace(base, word_scale=0.5),
-                     replace(base, word_scale=2.0), replace(base, min_df=2)):
+    for settings in (base, replace(base, text="prompt"), replace(base, C=5.0), replace(base, C=20.0),
+                     replace(base, C=150.0), replace(base, real_weight=1.0), replace(base, real_weight=6.0),
+                     replace(base, word_scale=0.5), replace(base, word_scale=2.0), replace(base, min_df=2)):
         show(settings)
     print("the 'other' threshold, with SETTINGS otherwise:")
     gold, probabilities = cv_probabilities(base)
-    for threshold in (0.0, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5):
+    for threshold in (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5):
         score = cv_score(gold, probabilities, threshold)
         print(f"  other<{threshold:.2f}  accuracy {score['accuracy']:.3f}  wrong other {score['wrong_other']:.3f}  "
               f"wrong letter {score['wrong_letter']:.3f}")
