@@ -2,7 +2,7 @@
 
 Runs the real app headless (100x30) and, in the same run, a minimal Textual app
 that does nothing but POST the input's text when Enter is pressed (the least a
-chat client must do). Both talk to the loopback server (taskdiv_chat.fake_server)
+chat client must do). Both talk to the loopback server (tests/support/fake_server.py)
 in its own process, which stamps each chat request's arrival with the
 system-wide monotonic clock. For each app it sends two messages in a fresh
 conversation (the first and the second message differ: the first creates the
@@ -36,13 +36,12 @@ from textual.app import App, ComposeResult  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
 TARGET = 0.05
-WHOLE_CONVERSATION = "FROM messages WHERE conversation_id"  # the SELECT that reads every message of one
 ANSWER = "A short answer of a few words, streamed word by word."
 
 
 def serve(conn) -> None:
     """The server in its own process; sends back the arrival time of every chat (not classify) request."""
-    from taskdiv_chat.fake_server import FakeOpenAIServer, Reply
+    from tests.support.fake_server import FakeOpenAIServer, Reply
 
     arrivals: list[float] = []
 
@@ -157,6 +156,7 @@ async def app_run(conn, base_url: str) -> tuple[list[float], list[int], list[int
                 area.focus()
                 await pilot.pause(0.2)
                 selects.clear()
+                whole_before = store.conversation_reads
                 finished = len(done)
                 pressed = time.monotonic()
                 app.post_message(events.Key("enter", None))
@@ -165,7 +165,7 @@ async def app_run(conn, base_url: str) -> tuple[list[float], list[int], list[int
                 await wait_until(lambda: len(done) > finished)
                 await pilot.pause(0.5)  # the classification, context count and other after-work
                 reads.append(len(selects))
-                full_reads.append(sum(1 for s in selects if WHOLE_CONVERSATION in s and s.endswith("ORDER BY id")))
+                full_reads.append(store.conversation_reads - whole_before)
     finally:
         store.close()
     return delays, reads, full_reads

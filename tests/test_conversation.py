@@ -10,8 +10,8 @@ import pytest
 from taskdiv_chat.config import BackendConfig, Settings
 from taskdiv_chat.conversation import (Classified, ConversationService, Delta, Failed, Measured, Measuring, NotSent,
                                        Started, TurnAdded, VariantSaved, fit_context)
-from taskdiv_chat.fake_server import FakeOpenAIServer, Reply
 from taskdiv_chat.store import Store
+from tests.support.fake_server import FakeOpenAIServer, Reply
 
 
 def responder(answers, letter="G", same=False, gate: asyncio.Event | None = None):
@@ -73,13 +73,10 @@ async def test_send_streams_stores_and_classifies_beside_the_stream(fake_server,
 async def test_second_message_carries_history_from_memory_with_one_read_per_answer(fake_server, store, settings):
     fake_server.responder = responder(["first answer", "second answer"])
     service = ConversationService(store, settings)
-    reads = []
-    whole = "FROM messages WHERE conversation_id"  # the SELECT that reads every message of a conversation
-    store._db.set_trace_callback(lambda sql: reads.append(sql) if whole in sql and sql.endswith("ORDER BY id") else None)
     try:
         await collect_events(service.send("one"))
         await service.category(service.turn().user.id)
-        reads.clear()
+        reads = store.conversation_reads
         await collect_events(service.send("two"))
         await service.category(service.turn().user.id)
     finally:
@@ -88,7 +85,7 @@ async def test_second_message_carries_history_from_memory_with_one_read_per_answ
     assert chats[-1]["messages"] == [{"role": "user", "content": "one"},
                                      {"role": "assistant", "content": "first answer"},
                                      {"role": "user", "content": "two"}]
-    assert len(reads) == 1  # the tree is read once, when the answer is stored
+    assert store.conversation_reads - reads == 1  # the tree is read once, when the answer is stored
 
 
 async def test_regenerate_awaits_the_category_and_saves_a_variant(fake_server, store, settings):

@@ -47,13 +47,60 @@ YIELD_EVERY = 64  # chunks handled before giving the event loop a turn in a burs
 DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
 
 
+class StreamFlusher:
+    """Streamed text on its way to an answer's body: batched (one write per interval), held back while it
+    arrives as a burst, and let out by `tick` when the stream stalls with text still held."""
+
+    def __init__(self, body) -> None:
+        self.body = body
+        self.pending: list[str] = []
+        self.pending_chars = 0
+        self.held_since = 0.0  # when the first pending chunk arrived
+        self.last_flush = time.monotonic()
+        self.interval = FLUSH_EVERY
+        self.ui_cpu = time.thread_time()  # the UI thread's CPU time: how busy rendering keeps it
+        self._lock = asyncio.Lock()  # one write at a time: the stream's and the ticker's
+
+    def add(self, text: str) -> None:
+        if not self.pending:
+            self.held_since = time.monotonic()
+        self.pending.append(text)
+        self.pending_chars += len(text)
+
+    async def maybe_flush(self) -> None:
+        now = time.monotonic()
+        held = now - self.held_since
+        # judged once text has been held for a flush interval (the rate of a few chunks means nothing)
+        bursting = held < BURST_HOLD and (held < self.interval or self.pending_chars > BURST_RATE * held)
+        if self.pending and now - self.last_flush >= self.interval and not bursting:
+            busy = (time.thread_time() - self.ui_cpu) / (now - self.last_flush)
+            self.interval = (min(FLUSH_MAX, self.interval * 1.5) if busy > BUSY_SHARE
+                             else max(FLUSH_EVERY, self.interval / 1.5))
+            self.last_flush, self.ui_cpu = now, time.thread_time()
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if self.pending:
+                batch = "".join(self.pending)
+                self.pending.clear()
+                self.pending_chars = 0
+                await self.body.write(batch)
+
+    async def tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.maybe_flush()
+
+
 def variant_view(variant) -> VariantView:
     """The store's Variant as the answer widget shows it."""
     usage = variant.usage or {}
     timings = variant.timings or {}
+    finish_reason = {"done": None, "streaming": "streaming"}.get(variant.status, variant.finish_reason or "cancelled")
     return VariantView(id=variant.id, text=variant.text, backend=variant.backend or "", model=variant.model or "",
                        tokens=usage.get("completion_tokens"), seconds=timings.get("total_s"),
-                       finish_reason=None if variant.status == "done" else variant.finish_reason,
+                       finish_reason=finish_reason,
                        error=variant.error, strategy=variant.strategy)
 
 
@@ -147,7 +194,8 @@ class ChatScreen(Screen):
         self.service = service
         if self.app.warm_up:
             self.warm_up(backend)
-        wanted = None if self.app.new_chat else (self.app.start_conversation_id or load_state().get("last_conversation"))
+        wanted = None if self.app.new_chat else (self.app.start_conversation_id
+                                                 or load_state().get("last_conversation"))
         early = self.prompt.area.text  # typed in the moment between the mode switch and the draft restore
         await self.open_conversation(wanted)
         self.refresh_sidebar()
@@ -277,6 +325,7 @@ class ChatScreen(Screen):
             self.app.notify("Still starting, try again in a moment.", timeout=3)
             return
         self.answering = True  # until the flow's worker has started, a second Enter must not send again
+        self._forget_sent_draft()
         self.run_worker(self._send(text), exclusive=True, group="answer")
 
     async def _send(self, text: str) -> None:
@@ -298,6 +347,7 @@ class ChatScreen(Screen):
     async def _show_turn(self, added: TurnAdded) -> AssistantMessage:
         """The sent message and an empty answer on screen; the input cleared."""
         if added.new_conversation:
+            self.app.store.save_draft(None, "")  # the new chat's draft was this message: ctrl+n must not bring it back
             self.sidebar.current_id = added.conversation_id
             save_state(last_conversation=added.conversation_id)
             self.sub_title = for_display(title_for(added.text))
@@ -329,11 +379,9 @@ class ChatScreen(Screen):
         failed: list[str] = []
         notes: list[str] = []
         parts: list[str] = []
-        pending: list[str] = []
-        pending_chars, held_since = 0, 0.0  # size of `pending` and when its first chunk arrived
-        last_flush = time.monotonic()
+        flusher = StreamFlusher(body)
+        ticker = asyncio.create_task(flusher.tick())  # lets held text out while the stream stalls
         count = 0
-        interval, ui_cpu = FLUSH_EVERY, time.thread_time()  # the UI thread's CPU time: how busy rendering keeps it
         self.answering = answer.streaming = True
         self.status.set_activity(activity)
         if analyze:
@@ -347,27 +395,12 @@ class ChatScreen(Screen):
                         await answer.add_variant(view)
                     elif event.index > 0:  # the next answer of a brainstorm, in the same preview
                         parts.append("\n\n---\n\n")
-                        pending.append("\n\n---\n\n")
+                        flusher.add("\n\n---\n\n")
                 elif isinstance(event, Delta):
                     parts.append(event.text)
-                    if not pending:
-                        held_since = time.monotonic()
-                    pending.append(event.text)
-                    pending_chars += len(event.text)
+                    flusher.add(event.text)
                     count += 1
-                    now = time.monotonic()
-                    held = now - held_since
-                    # judged once text has been held for a flush interval (the rate of a few chunks means nothing)
-                    bursting = held < BURST_HOLD and (held < interval or pending_chars > BURST_RATE * held)
-                    if pending and now - last_flush >= interval and not bursting:
-                        busy = (time.thread_time() - ui_cpu) / (now - last_flush)
-                        interval = min(FLUSH_MAX, interval * 1.5) if busy > BUSY_SHARE else max(FLUSH_EVERY,
-                                                                                               interval / 1.5)
-                        last_flush, ui_cpu = now, time.thread_time()
-                        batch = "".join(pending)
-                        pending.clear()
-                        pending_chars = 0
-                        await body.write(batch)
+                    await flusher.maybe_flush()
                     if count % YIELD_EVERY == 0:
                         await asyncio.sleep(0)  # keys and scrolling stay live during a burst
                 elif isinstance(event, VariantSaved):
@@ -384,19 +417,21 @@ class ChatScreen(Screen):
                 saved.append(view)
             raise
         finally:
+            ticker.cancel()
             if view is not None:
                 answer.variants.remove(view)
             answer.variants.extend(saved)
             answer.index = max(0, len(answer.variants) - 1)
             self.status.set_activity("")
-            if pending and body.written:
-                await body.write("".join(pending))
+            answer.refresh_footer()  # the final figures, before the (maybe long) last render
+            self.update_context()  # here, not after: a stopped answer counts too
+            if body.written:
+                await flusher.flush()
             # one full parse of the whole answer: fixes half-open fences; an answer not streamed at all
             # (one burst) is rendered by that parse alone
             await body.finish(answer.current.text if answer.current else "")
             answer.streaming = False
             self.answering = False
-            answer.refresh_footer()
             self.post_message(AnswerDone(answer, answer.current))
         for note in notes[:1]:
             self.app.notify(note, timeout=5)
@@ -406,7 +441,6 @@ class ChatScreen(Screen):
             self.app.notify(f"{len(saved)} new variant(s) ({saved[-1].strategy}); {len(answer.variants)} in all.",
                             timeout=3)
         self.refresh_sidebar()
-        self.update_context()
         if analyze and saved and not any(v.error for v in saved):
             self.measure(answer)
 
@@ -642,7 +676,8 @@ class ChatScreen(Screen):
         self._copy(event.widget, event.code)
 
     def _copy(self, answer: AssistantMessage, code: bool) -> None:
-        text = answer.current.text if answer.current else ""
+        # what is shown is what is copied: escape sequences pasted into a shell are as dangerous as printed
+        text = for_display(answer.current.text) if answer.current else ""
         if not code:
             self._to_clipboard(text, "answer")
             return
@@ -741,7 +776,7 @@ class ChatScreen(Screen):
                 return
             self.app.store.rename(conversation_id, title)
             if conversation_id == self.conversation_id:
-                self.sub_title = title
+                self.sub_title = for_display(title)
             self.refresh_sidebar()
 
         self.app.push_screen(TextPrompt("Rename conversation", current), renamed)
@@ -787,6 +822,12 @@ class ChatScreen(Screen):
         if self._draft_timer is not None:
             self._draft_timer.stop()
         self._draft_timer = self.set_timer(DRAFT_DELAY, self._save_draft_now)
+
+    def _forget_sent_draft(self) -> None:
+        """A draft save still pending for the text being sent would store it again: drop it."""
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+            self._draft_timer = None
 
     def _save_draft_now(self) -> None:
         store = self.app.store
