@@ -19,13 +19,6 @@ from tests.support.fake_server import Reply
 from tests.support.pilot import SIZE, Script, classified, make_app, send, settled, started, wait_for
 
 
-async def classified(pilot, answer: AssistantMessage) -> str:
-    """The turn's category letter, awaited from the conversation service."""
-    letter = await asyncio.wait_for(pilot.app.screen.service.category(answer.turn_id), 30)
-    await pilot.pause()
-    return letter
-
-
 def store_of(app) -> Store:
     return app.store
 

@@ -180,13 +180,11 @@ class TaskdivApp(App):
     # --- what reaches the terminal, and what comes from it ---------------------------------------
 
     def get_driver_class(self):
-        """On Linux and macOS, a driver whose pastes cannot turn into key presses (tui/terminal.py)."""
-        driver_class = super().get_driver_class()
-        if f"{driver_class.__module__}.{driver_class.__qualname__}" == "textual.drivers.linux_driver.LinuxDriver":
-            from .terminal import SafeLinuxDriver
+        """On Linux and macOS, a driver whose pastes cannot turn into key presses (tui/compat/terminal.py);
+        on a Textual it was not tested against, Textual's own driver."""
+        from .compat import safe_driver
 
-            return SafeLinuxDriver
-        return driver_class
+        return safe_driver(super().get_driver_class())
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = False) -> None:

@@ -3,7 +3,8 @@
 Textual is pinned (pyproject.toml), and what is private may change in any release.
 SUPPORTED lists the versions these uses were written and tested against. On any
 other version the app still works: answers render with the stock Markdown widget
-(slower for long lists, same text), and nothing else here reaches into Textual.
+(slower for long lists, same text) and the terminal is read by Textual's own driver
+(pastes are not guarded against turning into keys).
 Nothing outside this package may import textual's private modules or attributes
 (tests/test_architecture.py checks it).
 """
@@ -38,6 +39,16 @@ async def appends_done(markdown) -> None:
     if lock is not None:
         async with lock:
             pass
+
+
+def safe_driver(driver_class: type) -> type:
+    """The paste-safe Linux driver (compat.terminal) in place of Textual's on a known Textual."""
+    if known() and f"{driver_class.__module__}.{driver_class.__qualname__}" == \
+            "textual.drivers.linux_driver.LinuxDriver":
+        from .terminal import SafeLinuxDriver
+
+        return SafeLinuxDriver
+    return driver_class
 
 
 def keymap(app) -> dict[str, str]:
