@@ -28,7 +28,7 @@ from taskdiv_chat.store import Store
 from taskdiv_chat.tui.chat import DRAFT_DELAY
 from taskdiv_chat.tui.compat.terminal import SafeXTermParser
 from taskdiv_chat.tui.widgets.prompt import clean_text
-from tests.test_cli_chat import write_config
+from tests.support import write_config
 from tests.support.pilot import SIZE, Script, make_app, send, started, wait_for
 
 ESC = "\x1b"
