@@ -46,6 +46,12 @@ def for_display(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
+def for_input(text: str) -> str:
+    """`text` as the input box takes it: like `for_display`, but other control characters are dropped."""
+    text = _SEQUENCE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
+
+
 def is_clean(text: str) -> bool:
     """True when `for_display` would leave `text` unchanged."""
     return for_display(text) == text

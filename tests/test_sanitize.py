@@ -50,3 +50,9 @@ def test_ordinary_text_untouched():
     assert for_display(text) == text
     assert is_clean(text)
     assert not is_clean(f"{ESC}[2J")
+
+
+def test_input_drops_whole_sequences_and_controls():
+    from taskdiv_chat.sanitize import for_input
+
+    assert for_input(f"copy{ESC}]52;c;cm0gLXJmIH4=\x07 this\x07\r\n\tnext") == "copy this\n\tnext"
