@@ -45,21 +45,20 @@ def fake_settings(server, *, trust="llm", capable=None, method="auto") -> Settin
 
 # --- parse_letter ------------------------------------------------------------------------------
 
-MESSY_ANSWERS = [
+MESSY_ANSWERS = [  # strict: a bare letter, "Answer: X", or a letter with its own category's name
     ("G", "G"), (" g\n", "G"), ("**G**", "G"), ("G.", "G"), ("(G)", "G"), ("[E]", "E"), ("D)", "D"),
-    ("Answer: G", "G"), ("The category is G.", "G"), ("letter: h", "H"), ("Option D", "D"),
+    ("Answer: G", "G"), ("letter: h", "H"), ("The answer is: E", "E"), ("**Answer:** C", "C"),
     ("G. Creative Writing", "G"), ("C - Random Generation", "C"), ("Category: D - Problem-Solving Objective", "D"),
-    ("Creative Writing", "G"), ("Encyclopedia Inquiry", "F"), ("This is a creative writing task.", "G"),
-    ("I would classify this as Creative Writing (G).", "G"),
-    ("The correct category is **B** (Underspecified Singular Objective).", "B"),
-    ("<think>A poem... maybe B? No, it is creative.</think>\nG", "G"),
+    ("<think>A poem... maybe B? No, it is creative.</think>\nG", "G"), ("'F'", "F"),
     ("A", "A"), ("A. Well-Specified Singular Objective", "A"), ("A Well-Specified Singular Objective", "A"),
-    ("A story request falls under G", "G"), ("It's A", "A"), ("Sure! The answer is: E", "E"),
-    ("F\n\nExplanation: the prompt asks about history.", "F"), ("The prompt asks for advice, so H.", "H"),
-    ("I think it is D, a math problem.", "D"), ("'F'", "F"),
 ]
 UNREADABLE = ["", "   ", "I cannot classify this.", "B or C", "None of these", "other",
-              "<think>still thinking when the tokens ran out", "Problem-solving (it depends)"]
+              "<think>still thinking when the tokens ran out", "Problem-solving (it depends)",
+              # a weak server's replies that a lenient reader took for letters
+              "A-H\nThe Autumn of the World", "A haiku about autumn", "A. Creative Writing", "G is for Grace",
+              "The category is G.", "Option D", "Creative Writing", "I think it is D, a math problem.",
+              "A story request falls under G", "It's A", "Sure! The answer is: E", "The prompt asks for advice, so H.",
+              "F\n\nExplanation: the prompt asks about history."]
 
 
 @pytest.mark.parametrize("answer, letter", MESSY_ANSWERS)
@@ -82,7 +81,7 @@ async def test_llm_classifier_sends_the_papers_prompt_at_temperature_zero(fake_s
     body = fake_server.requests[0]
     assert body["temperature"] == 0
     assert body["messages"] == [{"role": "user", "content": taxonomy.classification_prompt("Solve 3x + 7 = 22.")}]
-    assert body["max_tokens"] <= 32
+    assert body["max_tokens"] >= 256  # room for a <think> block before the letter
 
 
 @pytest.mark.parametrize("answer, letter", [("**H**", "H"), ("G. Creative Writing", "G"),
