@@ -155,7 +155,7 @@ async def test_follow_up_inherits_previous_category_without_asking_anyone(fake_s
 
 async def test_a_new_task_after_a_turn_is_classified_afresh(fake_server):
     fake_server.responder = lambda body: Reply("C")
-    result = await classify_turn("Roll a d20 for me.", settings=fake_settings(fake_server),
+    result = await classify_turn("Roll a d20 for me.", settings=fake_settings(fake_server, capable=True),
                                  previous=Classification("G", 0.9, "llm"))
     assert (result.letter, result.method) == ("C", "llm")
     assert len(fake_server.requests) == 1
@@ -207,14 +207,16 @@ async def test_auto_never_asks_the_embedded_model(warm_local):
 
 async def test_auto_with_a_capable_backend_keeps_the_llm_answer_when_trusted(fake_server, warm_local):
     fake_server.responder = lambda body: Reply("H")
-    result = await classify_turn("Write a sonnet about autumn.", settings=fake_settings(fake_server, trust="llm"))
+    result = await classify_turn("Write a sonnet about autumn.", 
+                                 settings=fake_settings(fake_server, trust="llm", capable=True))
     assert (result.letter, result.method) == ("H", "llm")
     assert len(fake_server.requests) == 1
 
 
 async def test_auto_keeps_the_local_answer_when_trusted_and_notes_the_llm(fake_server, warm_local):
     fake_server.responder = lambda body: Reply("H")
-    result = await classify_turn("Write a sonnet about autumn.", settings=fake_settings(fake_server, trust="local"))
+    result = await classify_turn("Write a sonnet about autumn.", 
+                                 settings=fake_settings(fake_server, trust="local", capable=True))
     assert (result.letter, result.method) == ("G", "local")
     assert "llm said H" in result.detail
 
@@ -228,7 +230,7 @@ async def test_auto_skips_a_backend_marked_not_capable(fake_server, warm_local):
 async def test_auto_reports_the_local_answer_first_when_the_llm_is_slow(fake_server, warm_local):
     fake_server.responder = lambda body: Reply("G", first_byte_delay=3.0)
     seen: list[Classification] = []
-    result = await classify_turn("Write a haiku about snow.", settings=fake_settings(fake_server),
+    result = await classify_turn("Write a haiku about snow.", settings=fake_settings(fake_server, capable=True),
                                  on_local=seen.append)
     assert [c.method for c in seen] == ["local"]
     assert (result.letter, result.method) == ("G", "llm")

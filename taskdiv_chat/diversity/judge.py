@@ -20,16 +20,18 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from pathlib import Path
 
 from ..config import Settings, cache_dir
 from ..taxonomy import Category, judge_prompt
 from . import answers as _answers
 from .features import Embedder, pair_features
-from .text import fold, words
+from .text import FILLER, NUMBER_WORDS, STOPWORDS, words
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "judge_model.json"
 SHORT_ANSWER_WORDS = 5
+JUDGE_MAX_TOKENS = 1024  # a YES/NO after a reasoning model's <think> block (the paper's answer length)
 JUDGE_METHODS = ("auto", "local", "llm")
 
 # Used only when data/judge_model.json is missing (same shape as the fitted file).
@@ -38,7 +40,7 @@ _FALLBACK_MODEL = {"features": ["cos", "distinct"], "weights": [6.0, 4.0], "bias
 
 @dataclass
 class Verdict:
-    equivalent: bool
+    equivalent: bool | None  # None: the judge's reply was unreadable (the pair is left out of the grouping)
     reason: str  # why, in a few words ("final answers differ: 4 vs 5")
 
 
@@ -57,8 +59,32 @@ def _letter(category: Category | str | None) -> str | None:
     return category.letter
 
 
-def _same_text(a: str, b: str) -> bool:
-    return " ".join(words(a)) == " ".join(words(b))
+_NEGATIONS = frozenset("not no never nor cannot none neither nothing nobody without yes".split()) | {
+    w for w in STOPWORDS if w.endswith("n't")}
+_HARMLESS = (STOPWORDS | FILLER) - _NEGATIONS - set(NUMBER_WORDS)
+
+
+def near_identical(a: str, b: str) -> bool:
+    """Identical text up to case, spacing, punctuation and Markdown, or a couple of harmless words
+    apart (an article, a filler word, a spelling variant): always equivalent, nobody asked."""
+    wa, wb = words(a), words(b)
+    if wa == wb:
+        return bool(wa) or a.strip() == b.strip()
+    longer = max(len(wa), len(wb))
+    if longer < 8 or abs(len(wa) - len(wb)) > max(2, longer // 30):
+        return False
+    changed = 0
+    for op, i1, i2, j1, j2 in SequenceMatcher(None, wa, wb, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        left, right = wa[i1:i2], wb[j1:j2]
+        changed += max(len(left), len(right))
+        respelled = (op == "replace" and len(left) == len(right) == 1 and not left[0].isdigit()
+                     and SequenceMatcher(None, left[0], right[0]).ratio() >= 0.8 and len(left[0]) > 4)
+        respelled = respelled or "".join(left) == "".join(right)  # "lifelong" / "life-long"
+        if not respelled and not all(w in _HARMLESS for w in left + right):
+            return False
+    return changed <= max(2, longer // 30)
 
 
 # --- local -----------------------------------------------------------------------------------
@@ -124,7 +150,7 @@ class LocalJudge(_Judge):
 
     def rules(self, prompt: str, letter: str | None, a: str, b: str, vec) -> tuple[Verdict | None, dict]:
         """The category's rules; (None, features) when they cannot decide and the similarity model must."""
-        if _same_text(a, b):
+        if near_identical(a, b):
             return Verdict(True, "same text"), {}
         rule = self._by_rule(prompt, letter, a, b, vec)
         if rule is not None:
@@ -186,11 +212,22 @@ def _synonyms(x: str, y: str, vec) -> bool:
 # --- llm -------------------------------------------------------------------------------------
 
 
+_YES_NO = re.compile(r"(?:(?:final\s+)?(?:answer|verdict)\s*[:=]\s*)?(yes|no)(?:\s*(?:[.,!;:)\]—–-]|\n).*)?\s*", re.I | re.S)
+
+
 def parse_yes_no(text: str) -> bool | None:
-    """YES -> True, NO -> False, from the first yes/no word after any <think> block."""
-    text = re.sub(r"(?is)<think>.*?</think>", " ", text)
-    match = re.search(r"\b(yes|no)\b", fold(text))
-    return None if match is None else match.group(1) == "yes"
+    """YES -> True, NO -> False; None (unknown) for anything else.
+
+    After any complete <think> block the reply must open with YES or NO, alone or
+    followed by punctuation ("No.", "**YES**", "Answer: NO", "No, they differ."). A reply cut off
+    while thinking, or prose that merely contains "no", is unknown, never "different".
+    """
+    text = re.sub(r"(?is)<think>.*?</think>", " ", text or "")
+    if re.search(r"(?i)<think>", text):
+        return None
+    text = re.sub(r"[*_`\"'“”]", "", text).strip()
+    match = _YES_NO.fullmatch(text)
+    return None if match is None else match.group(1).lower() == "yes"
 
 
 class LLMJudge(_Judge):
@@ -199,7 +236,7 @@ class LLMJudge(_Judge):
     name = "llm"
 
     def __init__(self, backend, concurrency: int = 4, cache_path: str | Path | None = None, *,
-                 max_tokens: int = 16, owns_backend: bool = False):
+                 max_tokens: int = JUDGE_MAX_TOKENS, owns_backend: bool = False):
         self.backend = backend
         self.concurrency = max(1, concurrency)
         self.max_tokens = max_tokens
@@ -208,7 +245,7 @@ class LLMJudge(_Judge):
         self._cache: dict[str, bool] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self.calls = 0  # requests actually sent (cache and short-answer hits excluded)
-        self.unparsed = 0  # replies with neither YES nor NO (counted as "not equivalent")
+        self.unparsed = 0  # replies with neither YES nor NO (verdict unknown)
         if self.cache_path and self.cache_path.exists():
             for line in self.cache_path.read_text(encoding="utf-8").splitlines():
                 try:
@@ -236,6 +273,8 @@ class LLMJudge(_Judge):
         return list(await asyncio.gather(*(self._judge(prompt, cat, a, b) for a, b in pairs)))
 
     async def _judge(self, prompt: str, category: Category | None, a: str, b: str) -> Verdict:
+        if near_identical(a, b):
+            return Verdict(True, "same text")
         short = short_answer_rule(a, b)
         if short is not None:
             return Verdict(short, "short answers: unigram overlap")
@@ -250,7 +289,7 @@ class LLMJudge(_Judge):
         verdict = parse_yes_no(completion.text)
         if verdict is None:
             self.unparsed += 1
-            return Verdict(False, f"unparseable reply {completion.text[:40]!r}: counted as different")
+            return Verdict(None, f"unreadable reply {completion.text[:40]!r}: verdict unknown")
         self._cache[key] = verdict
         if self.cache_path:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -264,25 +303,71 @@ class LLMJudge(_Judge):
 
 
 def resolve_method(settings: Settings, method: str | None = None, backend_name: str | None = None) -> tuple[str, str]:
-    """(local|llm, judge backend name) for a requested method (auto picks by the backend's capability)."""
+    """(local|llm|check, judge backend name) for a requested method.
+
+    auto picks by the backend's capability: declared in the config or found by the
+    cached self-check; "check" when the self-check has not run yet. The [judge]
+    backend, when set, judges instead of the chat backend.
+    """
+    from ..capability import cached
+
     method = method or settings.judge.method
     if method not in JUDGE_METHODS:
         raise ValueError(f"unknown judge {method!r}; choose one of: {', '.join(JUDGE_METHODS)}")
-    name, config = settings.backend(backend_name or settings.judge.backend)
+    name, config = settings.backend(settings.judge.backend or backend_name)
     if method == "auto":
-        method = "llm" if config.is_capable else "local"
+        known = cached(config)
+        method = "check" if known.source == "unchecked" else "llm" if known.judge else "local"
     return method, name
 
 
 def make_judge(settings: Settings, method: str | None = None, backend_name: str | None = None):
-    """The judge the settings ask for: LocalJudge, or LLMJudge on its own backend (closed by aclose())."""
+    """The judge the settings ask for: LocalJudge, or LLMJudge on its own backend (closed by aclose()).
+
+    A server whose capability is not known yet gets a CheckedJudge: it runs the
+    self-check before the first pair and then judges with the LLM or locally.
+    """
     method, name = resolve_method(settings, method, backend_name)
     if method == "local":
         return LocalJudge()
+    if method == "check":
+        return CheckedJudge(settings, name)
     from ..backends import make_backend
 
     return LLMJudge(make_backend(settings, name), concurrency=settings.judge.concurrency,
                     cache_path=cache_dir() / "judge-cache.jsonl", owns_backend=True)
+
+
+class CheckedJudge(_Judge):
+    """auto on a server not checked yet: the self-check decides, once, between the LLM and the local judge."""
+
+    name = "auto"
+
+    def __init__(self, settings: Settings, backend_name: str):
+        self.settings, self.backend_name = settings, backend_name
+        self.inner = None
+        self.why_local = ""
+
+    def describe(self) -> str:
+        if self.inner is None:
+            return f"auto (self-check of {self.backend_name} pending)"
+        return self.inner.describe() + (f"; {self.why_local}" if self.why_local else "")
+
+    async def judge_pairs_detailed(self, prompt: str, category: Category | str | None,
+                                   pairs: list[tuple[str, str]]) -> list[Verdict]:
+        if self.inner is None:
+            from ..capability import ensure
+
+            capability = await ensure(self.settings, self.backend_name)
+            if capability.judge:
+                self.inner = make_judge(self.settings, "llm", self.backend_name)
+            else:
+                self.inner = LocalJudge()
+                self.why_local = f"{self.backend_name} {capability.summary}"
+        return await self.inner.judge_pairs_detailed(prompt, category, pairs)
+
+    async def aclose(self) -> None:
+        await close_judge(self.inner)
 
 
 async def close_judge(judge) -> None:
