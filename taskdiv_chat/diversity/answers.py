@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from .text import FILLER, NUMBER_WORDS, STOPWORDS, content_words, normalize_answer, numbers, sentences, stem, words
+from .text import (FILLER, NUMBER_WORDS, STOPWORDS, content_words, normalize_answer, numbers, plain, sentences, stem,
+                   words)
 
 _MARKERS = (
     re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}"),
@@ -81,6 +82,7 @@ def _prompt_terms(prompt: str) -> tuple[set[str], set[str]]:
 
 def fact_candidates(text: str, prompt: str = "") -> list[str]:
     """Normalised answers to a fact question, primary first (A; also D's fallback)."""
+    text = plain(text)
     marked = marked_answer(text)
     head = " ".join(sentences(text)[:3]) or text
     kind = answer_type(prompt) if prompt else "name"
@@ -142,6 +144,7 @@ def problem_answer(text: str, prompt: str = "") -> str | None:
     variable it assigns ("x = 2 or x = 3" -> "2 3"), else the last "= value",
     else the value after "is/are/get", else its last number.
     """
+    text = plain(text)
     marked = marked_answer(text)
     if marked:
         return normalize_answer(marked) or None
@@ -188,6 +191,7 @@ def pick_candidates(text: str, prompt: str = "") -> list[str]:
     A marked or bold answer comes first; then names, numbers and content words
     of the opening sentence in the order they appear.
     """
+    text = plain(text)
     marked = marked_answer(text)
     prompt_words, prompt_numbers = _prompt_terms(prompt)
     found: list[str] = []
@@ -231,6 +235,7 @@ def outcome_candidates(text: str, prompt: str = "") -> list[str]:
 
     Ranges and die sizes ("between 1 and 100", "1-6", "six-sided") are not outcomes.
     """
+    text = plain(text)
     marked = marked_answer(text)
     body = marked if marked else text
     cleaned = _RANGES.sub(" ", body)
