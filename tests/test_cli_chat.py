@@ -28,7 +28,7 @@ def write_config(text: str) -> Path:
 
 def fake_config(server, extra: str = "") -> Path:
     return write_config(f'default_backend = "fake"\n[backends.fake]\nbase_url = "{server.base_url}"\n'
-                        f'model = "test-model"\nmax_retries = 0\n{extra}')
+                        f'model = "test-model"\nmax_retries = 0\ncapable = true\n{extra}')  # no self-check
 
 
 def test_ask_streams_answer_from_server(fake_server):

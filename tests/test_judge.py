@@ -229,39 +229,45 @@ def _capable_server(body: dict) -> Reply:
     return Reply("YES" if "lighthouse" in text.lower() else "NO")
 
 
+def _unchecked(server) -> Settings:
+    return Settings(default_backend="fake", backends={"fake": BackendConfig(base_url=server.base_url, model="test-model")})
+
+
 def _weak_server(body: dict) -> Reply:
     """A small model behind llama.cpp: chatters instead of answering with a letter or YES/NO."""
     return Reply("A-H\nThe Autumn of the World\nLeaves fall on")
 
 
-async def test_auto_judges_with_a_server_only_after_it_passes_the_self_check(fake_server, fake_backend_settings):
+async def test_auto_judges_with_a_server_only_after_it_passes_the_self_check(fake_server):
+    settings = _unchecked(fake_server)
     from taskdiv_chat.capability import cached
 
     fake_server.responder = _capable_server
-    judge = make_judge(fake_backend_settings)
+    judge = make_judge(settings)
     assert "self-check" in judge.describe() and "pending" in judge.describe()
     assert await judge.equivalent("Write a story.", "G", STORY_1, STORY_2) is True
     assert isinstance(judge.inner, LLMJudge)
     checked = len(fake_server.requests) - 1
     assert checked == 8  # 4 prompts to classify, 4 pairs to judge
     await judge.aclose()
-    config = fake_backend_settings.backend()[1]
+    config = settings.backend()[1]
     assert cached(config).judge and cached(config).source == "self-check"
-    again = make_judge(fake_backend_settings)  # the cached result: no second check
+    again = make_judge(settings)  # the cached result: no second check
     assert isinstance(again, LLMJudge)
     await again.aclose()
 
 
-async def test_auto_falls_back_to_local_when_the_server_fails_the_self_check(fake_server, fake_backend_settings):
+async def test_auto_falls_back_to_local_when_the_server_fails_the_self_check(fake_server):
+    settings = _unchecked(fake_server)
     from taskdiv_chat.diversity.report import analyze
 
     fake_server.responder = _weak_server
-    judge = make_judge(fake_backend_settings)
+    judge = make_judge(settings)
     report = await analyze("Write a story.", taxonomy.get("G"), [STORY_1, STORY_2], judge)
     assert isinstance(judge.inner, LocalJudge) and report.groups == [[0, 1]]
     assert "not capable" in report.judge and "unreadable" in report.judge and "A-H" in report.judge
     n = len(fake_server.requests)
-    assert isinstance(make_judge(fake_backend_settings), LocalJudge)  # cached: the server is not asked again
+    assert isinstance(make_judge(settings), LocalJudge)  # cached: the server is not asked again
     assert len(fake_server.requests) == n
     await judge.aclose()
 

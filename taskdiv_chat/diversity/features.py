@@ -10,7 +10,7 @@ import re
 import numpy as np
 
 from .elements import chosen_option, prompt_options, recommendations, stance
-from .text import stem, words
+from .text import content_words, stem, words
 
 # D: solution strategies, each a set of signal patterns. Two solutions that use
 # disjoint strategies are different even when they reach the same answer.
@@ -61,27 +61,35 @@ def strategies(text: str) -> set[str]:
     return {name for name, pattern in _STRATEGY_RE.items() if pattern.search(text)}
 
 
+_CACHE_LIMIT = 20000
+_vector_cache: dict[str, np.ndarray] = {}  # text -> unit embedding, shared by every batch
+
+
 class Embedder:
-    """Embeds every text a batch of pairs needs in one call and hands out vectors by text."""
+    """Embeds every text a batch of pairs needs in one call and hands out vectors by text.
+
+    Vectors are kept across batches (up to _CACHE_LIMIT texts), so an answer met again
+    in the next pair, wave or report is not embedded twice.
+    """
 
     def __init__(self, texts: list[str]):
-        from .metrics import embed_texts as embed
-
-        unique = list(dict.fromkeys(t for t in texts if t))
-        self._index = {t: i for i, t in enumerate(unique)}
-        self._vectors = embed(unique) if unique else np.zeros((0, 384), dtype=np.float32)
-
-    def __call__(self, text: str) -> np.ndarray:
-        if text not in self._index:  # a text the batch did not foresee (an extracted answer)
-            from .metrics import embed_texts as embed
-
-            self._index[text] = len(self._vectors)
-            self._vectors = np.vstack([self._vectors, embed([text])])
-        return self._vectors[self._index[text]]
+        missing = list(dict.fromkeys(t for t in texts if t and t not in _vector_cache))
+        if missing:
+            self._add(missing)
 
     @staticmethod
-    def texts_for(a: str, b: str) -> list[str]:
-        return [a, b, *distinctive_texts(a, b)]
+    def _add(texts: list[str]) -> None:
+        from .metrics import embed_texts as embed
+
+        if len(_vector_cache) + len(texts) > _CACHE_LIMIT:
+            _vector_cache.clear()
+        for text, vector in zip(texts, embed(texts)):
+            _vector_cache[text] = vector
+
+    def __call__(self, text: str) -> np.ndarray:
+        if text not in _vector_cache:  # a text the batch did not foresee (an extracted answer)
+            self._add([text])
+        return _vector_cache[text]
 
 
 def _cos(u: np.ndarray, v: np.ndarray) -> float:
@@ -93,24 +101,16 @@ def _jaccard(x: set, y: set) -> float:
     return len(x & y) / len(x | y) if x | y else 0.0
 
 
-def distinctive_texts(a: str, b: str) -> tuple[str, str]:
-    """Each answer without the words both answers use."""
-    wa, wb = words(a), words(b)
-    shared = {stem(w) for w in wa} & {stem(w) for w in wb}
-    return " ".join(w for w in wa if stem(w) not in shared), " ".join(w for w in wb if stem(w) not in shared)
+def discounted_cos(u: np.ndarray, v: np.ndarray, p: np.ndarray | None) -> float:
+    """Cosine of two answers once the direction of the prompt is taken out of both.
 
-
-def distinctive_similarity(a: str, b: str, vec) -> float:
-    """Similarity of what is left of each answer once the words both share are removed.
-
-    Two rewordings keep saying the same thing in their leftover words; two answers
-    built on one template ("Use a wicking system: ..." / "Use a watering system: ...")
-    differ exactly there.
+    Two answers to "Tell me about the Silk Road" are alike already because both talk
+    about the Silk Road; what is left after removing the prompt's direction is what
+    each answer adds.
     """
-    ra, rb = distinctive_texts(a, b)
-    if not ra or not rb:
-        return 1.0 if not ra and not rb else 0.5
-    return _cos(vec(ra), vec(rb))
+    if p is None:
+        return _cos(u, v)
+    return _cos(u - (u @ p) * p, v - (v @ p) * p)
 
 
 def _token_overlap(x: list[str], y: list[str]) -> float | None:
@@ -119,12 +119,26 @@ def _token_overlap(x: list[str], y: list[str]) -> float | None:
     return float(bool(tx & ty)) if tx and ty else None
 
 
-def pair_features(letter: str | None, prompt: str, a: str, b: str, vec) -> dict[str, float | None]:
-    """cos and distinct for every pair; stance/option/recommendation for H; strategy/steps for D.
+def lexical_overlap(a: str, b: str, prompt: str) -> float:
+    """Jaccard of the content words each answer adds to the prompt's."""
+    exclude = {stem(w) for w in words(prompt)}
+    return _jaccard(set(content_words(a, exclude)), set(content_words(b, exclude)))
 
-    A feature is None when it cannot be judged (no stance found, no strategy named).
+
+def pair_features(letter: str | None, prompt: str, a: str, b: str, vec, core_a: str = "", core_b: str = "",
+                  ) -> dict[str, float | None]:
+    """Similarity features of a pair, all in [0, 1] or None when they cannot be judged.
+
+    cos: whole answers; resid: whole answers with the prompt's direction taken out;
+    core: what the category compares (see judge.core_text), prompt discounted; lex:
+    shared content words beyond the prompt's; for H stance/option/recommendation,
+    for D strategy (the solution methods named).
     """
-    feats: dict[str, float | None] = {"cos": _cos(vec(a), vec(b)), "distinct": distinctive_similarity(a, b, vec)}
+    p = vec(prompt) if prompt else None
+    va, vb = vec(a), vec(b)
+    feats: dict[str, float | None] = {"cos": _cos(va, vb), "resid": discounted_cos(va, vb, p),
+                                      "lex": lexical_overlap(a, b, prompt)}
+    feats["core"] = discounted_cos(vec(core_a), vec(core_b), p) if core_a and core_b else feats["resid"]
     if letter == "H":
         sa, sb = stance(a), stance(b)
         options = prompt_options(prompt)
