@@ -23,8 +23,10 @@ STRATEGY_SIGNALS: dict[str, str] = {
     "factor": r"\bfactor(?:ing|ise|ize|ed|s)?\b(?! of)|\(x ?[-−+] ?\d+\) ?\(x|prime factori",
     "quadratic formula": r"quadratic formula|discriminant|± ?√|\+/-",
     "complete the square": r"complet\w* the square",
-    "substitution": r"substitut|plug \w+ into",
-    "elimination": r"eliminat|add\w* the (?:two )?equations|subtract\w* the (?:two )?equations|cancels? (?:out )?\w",
+    "substitution": r"substitut|plug\w*(?: \S+)? into|put (?:that|this|it) into",
+    "elimination": r"eliminat|(?:add|sum)\w* (?:both|the two|the) equations|subtract\w* the (?:two )?equations|"
+                   r"\bcancel|subtract\w* (?:it|this|that|them) from the (?:first|second|other)|"
+                   r"multiply (?:the )?(?:first|second|other) equation",
     "formula": r"\bformula\b|n ?\( ?n ?[-−+] ?\d+ ?\)|½ ?×|1/2 ?×|area =|speed =|half of base|over time|/ ?time",
     "counting principle": r"\bn!|\d!|factorial|choices for|\d+ (?:choices|options|ways) for|"
                           r"for each (?:seat|position|spot|place)",
@@ -32,13 +34,14 @@ STRATEGY_SIGNALS: dict[str, str] = {
     "complement": r"complement|total minus|subtract the (?:ones|cases|ways) that",
     "recursion": r"recurs|build\w* (?:it )?up|insert\w* (?:in|into)|pattern grows|each new",
     "pairing": r"\bpair\w*\b|gauss",
-    "double and halve": r"doubl\w* and halv|halv\w* and doubl",
+    "double and halve": r"doubl\w*\b.{0,20}\bhalv|halv\w*\b.{0,20}\bdoubl",
+    "regroup": r"regroup|rearrang|associat|make (?:a |it )?(?:10|100|1000)\b|= ?100 ?[×x*]",
     "round and adjust": r"round\w* (?:\S+ )?(?:up|down|to)|compensat|adjust\w* (?:for|by)|(?:add|subtract) the extra",
     "split": r"× ?\d+ ?\+ ?\d+ ?×|distribut|partial product|\bsplit|break\w* (?:it )?(?:into|down)|half of that|"
              r"\b10% (?:of \d+ )?is|\b1% is|decompos",
     "decimal": r"convert\w*|decimal|0\.\d+ ?[×x*·]|[×x*·] ?0\.\d+|multiply (?:\S+ )?by 0\.",
     "fraction": r"\b(?:quarter|third|fifth|tenth)s?\b|as a fraction|\d+/100\b",
-    "proportion": r"proportion|ratio|cross[- ]multipl|unit rate|per (?:hour|unit)",
+    "proportion": r"proportion|ratio|cross[- ]multipl|unit rate|per (?:hour|unit)|in (?:an|one) hour|in \d+ minutes|scale",
     "modular": r"\bmod\b|modul|cycle|period|≡",
     "standard algorithm": r"\bcarry|digit by digit|column method|standard algorithm|long multiplication",
     "direct computation": r"\bcompute|calculat|long division|multiply it out|work it out directly",

@@ -193,8 +193,24 @@ UNITS = {  # spelled-out and symbol forms -> one symbol
 _UNIT_OF = {form: unit for unit, forms in UNITS.items() for form in [unit, *forms.split()]}
 
 
+def _year_reading(tokens: list[str]) -> int | None:
+    """ "nineteen forty-five" -> 1945: two pairs of digits read as two numbers."""
+    values = [_SMALL.get(t) for t in tokens]
+    if None in values or len(values) < 2:
+        return None
+    split = 2 if len(values) > 2 and values[0] >= 20 and values[1] < 10 else 1
+    first, second = sum(values[:split]), sum(values[split:])
+    if 10 <= first <= 99 and 10 <= values[split] <= 99 and second <= 99 and len(values) - split <= 2:
+        return first * 100 + second
+    return None
+
+
 def words_to_number(phrase: str) -> int | None:
-    """ "three hundred and ninety-one" -> 391; None when the words are not one number."""
+    """ "three hundred and ninety-one" -> 391, "nineteen forty-five" -> 1945; None when not one number."""
+    tokens = [t for t in re.findall(r"[a-z]+", phrase.lower()) if t != "and"]
+    year = _year_reading(tokens)
+    if year is not None:
+        return year
     total = current = 0
     seen = False
     for word in re.findall(r"[a-z]+", phrase.lower()):
