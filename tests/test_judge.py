@@ -341,10 +341,37 @@ def test_labeled_pairs_cover_every_category_with_ten_or_more():
 
 
 def test_calibration_and_evaluation_sets_share_no_pair():
-    calibration = Path(__file__).parent.parent / "taskdiv_chat" / "data" / "judge_calibration.jsonl"
+    data = Path(__file__).parent.parent / "taskdiv_chat" / "data"
     key = lambda r: (r["response_1"], r["response_2"])  # noqa: E731
-    assert not {key(r) for r in read_pairs(calibration)} & {key(r) for r in read_pairs(PAIRS_FILE)}
-    assert json.loads((calibration.parent / "judge_model.json").read_text())["model"]["features"]
+    trained = {key(r) for name in ("judge_calibration.jsonl", "judge_hard_pairs.jsonl") for r in read_pairs(data / name)}
+    assert not trained & {key(r) for r in read_pairs(PAIRS_FILE)}
+    groups = json.loads((data / "judge_model.json").read_text())["groups"]
+    assert {"*", "answer", "method", "advice"} <= set(groups)
+
+
+HARD_PATTERNS = [  # the patterns word overlap gets wrong, each in a style of its own
+    ("A", "How many legs does an insect have?", "Six.", "Insects have 6 legs, in three pairs.", True),
+    ("A", "How many legs does an insect have?", "Insects have six legs.", "Insects have eight legs.", False),
+    ("A", "What is the boiling point of water at sea level?", "100 °C", "It boils at one hundred degrees Celsius.", True),
+    ("C", "Rock, paper or scissors?", "✂️", "I pick scissors!", True),
+    ("C", "Rock, paper or scissors?", "✊", "Paper.", False),
+    ("C", "Roll a die.", "🎲 ⚂", "It's a three.", True),
+    ("A", "Who wrote Romeo and Juliet?", "William Shakespeare.", "The Bard of Avon wrote it in the 1590s.", True),
+    ("A", "Which city is known as the Big Apple?", "New York City.", "NYC, of course.", True),
+    ("D", "Solve x + y = 10, x - y = 2.", "Add the equations: 2x = 12, so x = 6 and y = 4.",
+     "From the first, y = 10 - x. Substitute into the second: x - (10 - x) = 2, so x = 6, y = 4.", False),
+    ("D", "What is 25% of 60?", "A quarter of 60 is 15.", "0.25 × 60 = 15", False),
+    ("D", "What is 17 × 23?", "17 × 23 = 391", "\\(17 \\times 23 = \\boxed{391}\\)", True),
+    ("H", "Should I learn the guitar or the piano first?", "Start with the piano: it lays out music theory visually.",
+     "Go for the guitar — it's portable and you'll play songs within weeks.", False),
+    ("G", "Write a haiku about snow.", "White hush on the field\nfootprints fill before they're seen\nthe fox is a rumor",
+     "White hush on the field\nfootprints fill before they're seen\nthe fox is a rumor", True),
+]
+
+
+@pytest.mark.parametrize("letter, prompt, a, b, expected", HARD_PATTERNS)
+async def test_local_judge_on_hard_patterns(letter, prompt, a, b, expected):
+    assert await LocalJudge().equivalent(prompt, letter, a, b) is expected
 
 
 async def test_analyze_falls_back_to_the_local_judge_when_the_server_fails(fake_server, judge_backend):
