@@ -145,7 +145,7 @@ def main() -> int:
 
     get_model()  # load once, outside the timings
     for path in args.data:
-        rows = [{**r, "set": r.get("set") or Path(path).stem} for r in _read(path)]
+        rows = [{**r, "set": r["set"] or Path(path).stem} for r in read_pairs(path)]
         results: dict[str, dict | str] = {}
         started = time.perf_counter()
         results["local"] = agreement(rows, asyncio.run(run_judge(LocalJudge(), rows)))
@@ -160,20 +160,6 @@ def main() -> int:
     if args.speed_prompts:
         speed(args.speed_prompts, args.answers)
     return 0
-
-
-def _read(path: str) -> list[dict]:
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            rows.append({**read_pairs_row(row), "set": row.get("set")})
-    return rows
-
-
-def read_pairs_row(row: dict) -> dict:
-    return {"category": row.get("category"), "prompt": row.get("prompt", ""), "response_1": row["response_1"],
-            "response_2": row["response_2"], "equivalent": bool(row.get("equivalent"))}
 
 
 def _llm(args, rows: list[dict]) -> tuple[str, dict | str] | None:

@@ -17,6 +17,7 @@ from taskdiv_chat.diversity.calibrate import read_pairs
 from taskdiv_chat.diversity.judge import (LLMJudge, LocalJudge, make_judge, near_identical, parse_yes_no,
                                          short_answer_rule)
 from taskdiv_chat.fake_server import Reply
+from test_capability import good
 
 PAIRS_FILE = Path(__file__).parent / "data" / "judge_pairs.jsonl"
 STORY_1 = "A lighthouse keeper rescued a drowning sailor during a storm and they became lifelong friends."
@@ -216,17 +217,11 @@ def test_auto_picks_local_for_the_embedded_backend():
 
 
 def _capable_server(body: dict) -> Reply:
-    """A server that answers the self-check right: the expected letter or verdict for each built-in item."""
-    from taskdiv_chat.capability import CLASSIFY_ITEMS, JUDGE_ITEMS
-
-    text = body["messages"][-1]["content"]
-    for prompt, category, a, b, same in JUDGE_ITEMS:
-        if taxonomy.judge_prompt(prompt, taxonomy.get(category), a, b) == text:
-            return Reply("<think>compare them</think>YES" if same else "NO")
-    for prompt, letter in CLASSIFY_ITEMS:
-        if taxonomy.classification_prompt(prompt) == text:
-            return Reply(letter)
-    return Reply("YES" if "lighthouse" in text.lower() else "NO")
+    """Answers the self-check right (test_capability.good), then judges: same lighthouse story or not."""
+    reply = good(body)
+    if reply.text == "H":  # not a self-check item
+        return Reply("YES" if "lighthouse" in body["messages"][-1]["content"].lower() else "NO")
+    return reply
 
 
 def _unchecked(server) -> Settings:

@@ -24,7 +24,7 @@ REGULARISATION = 10.0  # features in [0, 1]: weights need room
 
 
 def read_pairs(path: str | Path) -> list[dict]:
-    """Labeled pairs, one JSON object a line (category, prompt, response_1, response_2, equivalent)."""
+    """Labeled pairs, one JSON object a line (category, prompt, response_1, response_2, equivalent, optional set)."""
     rows = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -33,7 +33,7 @@ def read_pairs(path: str | Path) -> list[dict]:
             row = json.loads(line)
             rows.append({"category": row.get("category"), "prompt": row.get("prompt", ""),
                          "response_1": row["response_1"], "response_2": row["response_2"],
-                         "equivalent": row.get("equivalent")})
+                         "equivalent": row.get("equivalent"), "set": row.get("set")})
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a pair ({exc})") from None
     return rows

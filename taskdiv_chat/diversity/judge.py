@@ -2,14 +2,20 @@
 
 llm    the paper's protocol: the model answers YES/NO at temperature 0 to
        taxonomy.judge_prompt (with the category's definition); pairs run
-       concurrently up to a limit; verdicts are cached by content hash.
-local  offline and category-aware: compares final answers (A, D), picked items
-       (B) and random outcomes (C) by rule; D also compares solution
-       strategies, H the stance, option or recommendation; everything else
-       goes to a two-feature logistic model (whole-answer similarity and the
-       similarity of the words only one answer uses), fitted on
-       data/judge_calibration.jsonl by `python -m taskdiv_chat.diversity.calibrate`.
-auto   llm when the backend is capable (a configured server), else local.
+       concurrently up to a limit; verdicts are cached by content hash. A reply
+       that is not a clear YES/NO is "unknown", never "different".
+local  offline and category-aware. It first extracts what the category compares
+       (core_text: A, B, C the answer or outcome, normalised; D the method; E, H
+       the core recommendation; F the emphasis; G the whole piece), decides what
+       rules can (different final answers, different outcomes, a known epithet,
+       disjoint strategies, opposite stances), and leaves the rest to a logistic
+       model per category group over embeddings that discount the prompt's own
+       contribution, fitted on data/judge_calibration.jsonl and
+       data/judge_hard_pairs.jsonl by `python -m taskdiv_chat.diversity.calibrate`.
+auto   llm when the backend is capable (declared in the config, or it passed
+       the cached capability self-check), else local.
+
+Both judges call identical or near-identical answers equivalent without asking.
 """
 
 from __future__ import annotations
