@@ -88,6 +88,8 @@ def print_table(title: str, rows: list[dict], results: dict[str, dict | str]) ->
 
 def speed(prompts: int, answers: int, seed: int = 7) -> None:
     """Group `answers` answers for each of `prompts` prompts with the local judge, warm."""
+    from taskdiv_chat.diversity.features import _vector_cache
+    from taskdiv_chat.diversity.metrics import similarity_matrix
     from taskdiv_chat.diversity.report import UnionFind, judge_groups
 
     pool: dict[str, list[tuple[str, list[str]]]] = defaultdict(list)
@@ -120,14 +122,21 @@ def speed(prompts: int, answers: int, seed: int = 7) -> None:
 
     asyncio.run(group(work[:1]))
     Counting.asked = 0
+    _vector_cache.clear()  # no answer starts out embedded
     started = time.perf_counter()
     asyncio.run(group(work[1:]))
     seconds = time.perf_counter() - started
+    started = time.perf_counter()  # the baseline: embed each prompt's answers once, cosine of every pair
+    for _, _, texts in work[1:]:
+        similarity_matrix(texts)
+    base = time.perf_counter() - started
     every_pair = prompts * answers * (answers - 1) // 2
-    print(f"\nspeed (local judge, warm, {os.cpu_count()} cores): {prompts} prompts x {answers} answers grouped in "
-          f"{seconds:.1f} s (target <= 60 s); {Counting.asked} pairs judged of {every_pair} "
-          f"({every_pair - Counting.asked} skipped: already in one group); "
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nspeed (local judge, warm, {os.cpu_count()} cores, load average {load:.1f}): {prompts} prompts x "
+          f"{answers} answers grouped in {seconds:.1f} s (target <= 60 s); {Counting.asked} pairs judged of "
+          f"{every_pair} ({every_pair - Counting.asked} skipped: already in one group); "
           f"{Counting.asked / seconds:.1f} pairs/s")
+    print(f"embedding baseline on the same answers: {base:.1f} s; the judge takes {seconds / base:.2f}x its time")
 
 
 def main() -> int:

@@ -58,8 +58,8 @@ def calibrate(rows: list[dict], files: list[str] | None = None) -> dict:
     cos_by_cat: dict[str, list] = {}
     for (letter, prompt), group in by_prompt.items():
         answers = list(dict.fromkeys(t for r in group for t in (r["response_1"], r["response_2"])))
+        vec = Embedder([prompt, *answers])
         cores = {t: core_text(letter, t, prompt) for t in answers}
-        vec = Embedder([prompt, *answers, *cores.values()])
         for r in group:
             a, b = r["response_1"], r["response_2"]
             cos_by_cat.setdefault(letter, []).append((float(vec(a) @ vec(b)), bool(r["equivalent"])))

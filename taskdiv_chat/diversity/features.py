@@ -64,6 +64,7 @@ def strategies(text: str) -> set[str]:
     return {name for name, pattern in _STRATEGY_RE.items() if pattern.search(text)}
 
 
+DISTINCT_LETTERS = ("E", "F", "H")  # short core texts: what is left beyond the shared words is compared too
 _CACHE_LIMIT = 20000
 _vector_cache: dict[str, np.ndarray] = {}  # text -> unit embedding, shared by every batch
 
@@ -128,6 +129,13 @@ def lexical_overlap(a: str, b: str, prompt: str) -> float:
     return _jaccard(set(content_words(a, exclude)), set(content_words(b, exclude)))
 
 
+def distinctive_texts(a: str, b: str, prompt: str = "") -> tuple[str, str]:
+    """Each text without the words both use (or the prompt uses): where two answers on one template differ."""
+    wa, wb = words(a), words(b)
+    shared = ({stem(w) for w in wa} & {stem(w) for w in wb}) | {stem(w) for w in words(prompt)}
+    return " ".join(w for w in wa if stem(w) not in shared), " ".join(w for w in wb if stem(w) not in shared)
+
+
 def pair_features(letter: str | None, prompt: str, a: str, b: str, vec, core_a: str = "", core_b: str = "",
                   ) -> dict[str, float | None]:
     """Similarity features of a pair, all in [0, 1] or None when they cannot be judged.
@@ -142,6 +150,9 @@ def pair_features(letter: str | None, prompt: str, a: str, b: str, vec, core_a: 
     feats: dict[str, float | None] = {"cos": _cos(va, vb), "resid": discounted_cos(va, vb, p),
                                       "lex": lexical_overlap(a, b, prompt)}
     feats["core"] = discounted_cos(vec(core_a), vec(core_b), p) if core_a and core_b else feats["resid"]
+    if letter in DISTINCT_LETTERS:  # answers on one template ("Avoid screens ..." / "Avoid caffeine ...")
+        ra, rb = distinctive_texts(core_a or a, core_b or b, prompt)
+        feats["distinct"] = _cos(vec(ra), vec(rb)) if ra and rb else (1.0 if not ra and not rb else 0.5)
     if letter == "H":
         sa, sb = stance(a), stance(b)
         options = prompt_options(prompt)

@@ -32,7 +32,7 @@ from pathlib import Path
 from ..config import Settings, cache_dir
 from ..taxonomy import Category, judge_prompt
 from . import answers as _answers
-from .features import Embedder, pair_features
+from .features import DISTINCT_LETTERS, Embedder, distinctive_texts, pair_features
 from .text import FILLER, NUMBER_WORDS, STOPWORDS, plain, sentences, words
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "judge_model.json"
@@ -98,7 +98,7 @@ def near_identical(a: str, b: str) -> bool:
 
 GROUPS = {"A": "answer", "B": "answer", "C": "answer", "D": "method", "E": "advice", "H": "advice",
           "F": "emphasis", "G": "creative"}
-FEATURES = ["cos", "resid", "core", "lex", "rule"]
+FEATURES = ["cos", "resid", "core", "lex", "rule", "distinct"]
 
 
 def group_of(letter: str | None) -> str:
@@ -130,7 +130,8 @@ def core_text(letter: str | None, text: str, prompt: str = "") -> str:
 
     A, B, C: the answer or outcome, normalised; D: the method (the words, without
     the numbers); E, H: the core recommendation (the opening advice and any bold
-    headline); F: the emphasis (the opening sentences); G: the whole piece.
+    headline); F: the emphasis (the opening sentences); G: the whole piece ("": the
+    answer itself, so it is not embedded twice).
     """
     clean = plain(text)
     if letter in ("A", "B", "C"):
@@ -140,13 +141,13 @@ def core_text(letter: str | None, text: str, prompt: str = "") -> str:
         return " ".join(found[:1]) or " ".join(_substantive_sentences(clean)[:1])
     if letter == "D":
         method = re.sub(r"[\d=+\-−×÷*/^().,:;√%$²³½]+", " ", clean)
-        return " ".join(method.split()[:80])
+        return " ".join(method.split()[:40])
     if letter in ("E", "H"):
         bold = re.findall(r"\*\*([^*]{3,80})\*\*", text)[:2]
         return " ".join([*bold, *_substantive_sentences(clean)[:1]])
     if letter == "F":
         return " ".join(_substantive_sentences(clean)[:2])
-    return clean
+    return ""  # G and the rest: the whole answer is what counts (already embedded)
 
 
 # Names of one thing that a sentence embedding does not link (epithets, nicknames, formulas), in the
@@ -216,7 +217,9 @@ class LocalJudge(_Judge):
         letter = _letter(category)
         answers = list(dict.fromkeys(t for pair in pairs for t in pair))
         cores = {t: core_text(letter, t, prompt) for t in answers}
-        vec = Embedder([prompt, *answers, *cores.values()]) if pairs else None
+        extra = [t for a, b in pairs for t in distinctive_texts(cores[a] or a, cores[b] or b, prompt)
+                 if letter in DISTINCT_LETTERS and not near_identical(a, b)]
+        vec = Embedder([prompt, *answers, *cores.values(), *extra]) if pairs else None
         return [self.decide(prompt, letter, a, b, vec, cores) for a, b in pairs]
 
     def score(self, letter: str | None, feats: dict) -> float:
