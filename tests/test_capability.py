@@ -9,7 +9,7 @@ from taskdiv_chat import taxonomy
 from taskdiv_chat.capability import CLASSIFY_ITEMS, JUDGE_ITEMS, cached, ensure
 from taskdiv_chat.classify import classify_turn
 from taskdiv_chat.config import BackendConfig, ClassifyConfig, Settings, cache_dir
-from taskdiv_chat.fake_server import Reply
+from tests.support.fake_server import Reply
 
 
 def settings_for(server, model="test-model", capable=None) -> Settings:
