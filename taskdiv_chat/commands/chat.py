@@ -164,6 +164,10 @@ def cmd_config_check(args) -> int:
     path = config_path(args.config)
     names = ", ".join(f"{n} ({b.kind}{', ' + b.model if b.model else ''})" for n, b in settings.backends.items())
     print(f"{path}: OK. default backend: {settings.default_backend}; backends: {names}")
+    from ..capability import cached
+
+    for n, b in settings.backends.items():  # may it classify and judge? (the cached self-check, or the config)
+        print(f"  {n}: {cached(b).summary}")
     return 0
 
 

@@ -19,6 +19,7 @@ from textual.widgets import Footer, Header, Input, Static, TextArea
 from textual.worker import get_current_worker
 
 from .. import config, taxonomy
+from ..capability import capability_hint
 from ..config import data_dir
 from ..sanitize import for_display
 from . import bindings, services
@@ -152,7 +153,8 @@ class ChatScreen(Screen):
         cfg = app.backend_config
         model = cfg.model or "?"
         self.status.set_backend(model_label(app.backend_name, model, self.is_local),
-                                "real server: taskdiv-chat config init" if self.is_local else "")
+                                "real server: taskdiv-chat config init" if self.is_local else
+                                capability_hint(cfg))
         if self.is_local:
             self.status.query_one("#hint").tooltip = (
                 f"The embedded SmolLM2-135M is a demo: fast, offline, weak. For real answers add a server "
