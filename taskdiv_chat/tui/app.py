@@ -49,6 +49,7 @@ class TaskdivApp(App):
         self.warm_up = warm_up
         self.theme_errors: list[str] = []
         self.config_error: str | None = None
+        self.exiting = False
         self.settings = settings
         if settings is None:
             self._config_path, self._wanted_backend = config_path, backend_name
@@ -156,6 +157,8 @@ class TaskdivApp(App):
     async def _settings_loaded(self, settings: Settings, backend_name: str) -> None:
         from .boot import BootScreen, handover_screen
 
+        if self.exiting:  # quit while the config was loading
+            return
         self._apply_settings(settings, backend_name)
         self._settings_ready()
         boot = self.screen
@@ -175,6 +178,13 @@ class TaskdivApp(App):
         if self.chat_screen is not None:
             self.chat_screen._save_draft_now()  # nothing typed is lost
         await super().action_quit()
+
+    def exit(self, result=None, return_code: int = 0, message=None) -> None:
+        # Textual tears the screens down before it cancels the workers: a start-up worker still
+        # mounting the conversation meanwhile would crash the exit (NoMatches, MountError). Cancel first.
+        self.exiting = True  # and start nothing new meanwhile
+        self.workers.cancel_all()
+        super().exit(result, return_code, message)
 
     async def on_unmount(self) -> None:
         if self.store is not None and self._owns_store:
