@@ -118,6 +118,10 @@ class TaskdivApp(App):
         return ChatScreen()
 
     def on_mount(self) -> None:
+        if self.warm_up:
+            from .services import start_loading_models
+
+            self.call_after_refresh(start_loading_models)
         if self.settings is None:
             self.call_after_refresh(self._load_settings)
         else:

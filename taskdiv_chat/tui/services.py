@@ -86,10 +86,20 @@ async def warm_up(backend) -> float:
     return time.monotonic() - started
 
 
-def _load_models(backend) -> None:
+def start_loading_models() -> None:
+    """Start loading the embedding model and the classifier's head on a daemon thread, at once:
+    they need no config, so they load while the config and the chat screen do."""
+    threading.Thread(target=_load_classifier, name="load-classifier", daemon=True).start()
+
+
+def _load_classifier():
     from ..classify import get_local_classifier
 
-    classifier = get_local_classifier().warm_up()  # the embedding model and the classifier's head
+    return get_local_classifier().warm_up()  # the embedding model and the classifier's head (idempotent)
+
+
+def _load_models(backend) -> None:
+    classifier = _load_classifier()
     if hasattr(backend, "load"):  # the embedded chat model (never a server's): ~0.3 s, the first answer starts at once
         backend.load()
     classifier.join()
