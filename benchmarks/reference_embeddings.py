@@ -2,7 +2,8 @@
 
 The app embeds with taskdiv_chat/minilm.py; this swaps taskdiv_chat.embeddings.embed for
 sentence-transformers on the same model, one torch thread, then runs the given script
-unchanged. Same figures on both paths = the numpy path costs no accuracy:
+unchanged (with no script: classify.py and judge.py). Same figures on both paths = the
+numpy path costs no accuracy:
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/classify.py --no-noveltybench
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/reference_embeddings.py benchmarks/classify.py --no-noveltybench
@@ -39,10 +40,19 @@ def use_sentence_transformers() -> None:
     print("embeddings: sentence-transformers (reference path)", flush=True)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        raise SystemExit(__doc__)
-    script, *args = sys.argv[1:]
-    use_sentence_transformers()
+def run(script: str, *args: str) -> int:
     sys.argv = [script, *args]
-    runpy.run_path(script, run_name="__main__")
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as done:
+        return done.code or 0
+    return 0
+
+
+if __name__ == "__main__":
+    use_sentence_transformers()
+    if len(sys.argv) > 1:
+        raise SystemExit(run(*sys.argv[1:]))
+    here = Path(__file__).parent  # no script given: the two whose figures depend on the embeddings
+    raise SystemExit(run(str(here / "classify.py"), "--no-noveltybench", "--show-mistakes", "0")
+                     or run(str(here / "judge.py")))
