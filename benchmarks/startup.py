@@ -5,7 +5,9 @@ Each run starts the program in a fresh tmux session (120x40) and polls the scree
   - first paint: the header title is on screen;
   - fully ready: the chat's status bar is up ("regen: ...") and no longer says
     "warming up" (the classifier and embedding model are loaded);
-  - idle RSS: resident memory of the process 2 s after it is fully ready.
+  - idle RSS: resident memory of the process 2 s after it is fully ready;
+  - CPU seconds the process used until fully ready (what the wall time approaches
+    on idle cores, less what runs in parallel; a busy machine inflates only the wall time).
 Both apps are measured alternately in the same run (for the minimal app, first paint
 is fully ready); the script prints medians and ratios.
 
@@ -44,24 +46,19 @@ def _tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
 
 
-def _rss_mib(pane_pid: int) -> float:
-    """Resident memory of the pane's process and its children (tmux may run the command under a shell)."""
-    pids, total = [pane_pid], 0
-    while pids:
-        pid = pids.pop()
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            continue
-        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-        pids += [int(c) for c in children]
-    return total / 1024
+def _cpu_and_rss(pid: int) -> tuple[float, float]:
+    """(CPU seconds used so far, resident MiB) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
+    return cpu, rss
 
 
-def start(command: str, paint: str, ready, env: dict[str, str], timeout: float = 60.0) -> tuple[float, float, float]:
-    """(first paint s, fully ready s, idle RSS MiB) of `command`: `paint` is a text on its first frame,
-    ready(screen text) says it is fully ready."""
+def start(command: str, paint: str, ready, env: dict[str, str],
+          timeout: float = 60.0) -> tuple[float, float, float, float]:
+    """(first paint s, fully ready s, idle RSS MiB, CPU s used until fully ready) of `command`:
+    `paint` is a text on its first frame, ready(screen text) says it is fully ready."""
     session = f"bench-{uuid.uuid4().hex[:12]}"
     env_prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     started = time.monotonic()
@@ -75,9 +72,10 @@ def start(command: str, paint: str, ready, env: dict[str, str], timeout: float =
             if painted is None and paint in screen:
                 painted = now
             if painted is not None and ready(screen):
+                pid = int(_tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip())  # `exec`: the app
+                cpu, _ = _cpu_and_rss(pid)
                 time.sleep(SETTLE)
-                pid = int(_tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip())
-                return painted, now, _rss_mib(pid)
+                return painted, now, _cpu_and_rss(pid)[1], cpu
             time.sleep(0.005)
         raise TimeoutError(f"not ready after {timeout} s: {command}\n{screen}")
     finally:
@@ -97,7 +95,7 @@ def write_config(path: Path, backend: str, base_url: str) -> None:
         path.write_text("", encoding="utf-8")  # the built-in default: the embedded model
 
 
-def measure(runs: int, first_run: bool, backend: str, base_url: str) -> dict[str, list[tuple[float, float, float]]]:
+def measure(runs: int, first_run: bool, backend: str, base_url: str) -> dict[str, list[tuple[float, float, float, float]]]:
     apps = {
         "minimal": (f"{PY} {ROOT / 'benchmarks' / 'minimal_app.py'}", "minimal-baseline",
                     lambda screen: "minimal-baseline" in screen),
@@ -115,7 +113,7 @@ def measure(runs: int, first_run: bool, backend: str, base_url: str) -> dict[str
         # One untimed start each: files in the page cache, and (unless --first-run) the caches filled.
         for command, paint, ready in apps.values():
             start(command, paint, ready, {**common, **shared})
-        times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in apps}
+        times: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in apps}
         for run in range(runs):
             env = {**common, **(dirs(f"run{run}") if first_run else shared)}
             for name, (command, paint, ready) in apps.items():
@@ -142,10 +140,11 @@ def main() -> int:
             times = measure(args.runs, args.first_run, args.backend, server.base_url)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", keepalive], capture_output=True)
-    med = {name: [statistics.median(v[i] for v in values) for i in range(3)] for name, values in times.items()}
+    med = {name: [statistics.median(v[i] for v in values) for i in range(4)] for name, values in times.items()}
     for name, values in times.items():
         print(f"{name:13s} first paint {med[name][0]:.3f} s, fully ready {med[name][1]:.3f} s, "
-              f"idle RSS {med[name][2]:.0f} MiB  (ready runs: {', '.join(f'{v[1]:.2f}' for v in values)})")
+              f"idle RSS {med[name][2]:.0f} MiB, CPU until ready {med[name][3]:.2f} s  "
+              f"(ready runs: {', '.join(f'{v[1]:.2f}' for v in values)})")
     paint, ready, rss = (med["taskdiv-chat"][i] / med["minimal"][i] for i in range(3))
     ready_target = 5.0 if args.first_run else 3.0
     print(f"ratios taskdiv-chat / minimal: first paint {paint:.2f} (target <= 1.30: {'met' if paint <= 1.3 else 'NOT met'}), "

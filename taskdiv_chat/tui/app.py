@@ -150,7 +150,10 @@ class TaskdivApp(App):
         except ConfigError as exc:
             self.call_from_thread(self._config_failed, str(exc))
             return
-        from . import chat  # noqa: F401  (imported here, off the UI thread)
+        # Imported here, off the UI thread: what the chat screen needs first (httpx comes with the client).
+        from .. import store  # noqa: F401
+        from ..backends import local, openai  # noqa: F401
+        from . import chat  # noqa: F401
 
         self.call_from_thread(self._settings_loaded, settings, name)
 
