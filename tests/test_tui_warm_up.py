@@ -1,6 +1,7 @@
-"""Quitting while the app is still starting (issue 10, item 13): ctrl+q ends it at once and cleanly.
+"""The warm-up after the first paint: it loads only what the first turn needs, and quitting in the
+middle of it (issue 10, item 13) ends the app at once and cleanly.
 
-The Pilot tests hold the embedding model's load (the real one, released at the end) so the quit
+The quit tests hold the embedding model's load (the real one, released at the end) so the quit
 lands in the middle of the warm-up every time; the pty test runs the real command.
 """
 
@@ -30,6 +31,38 @@ from test_tui import wait_for
 from test_tui_startup import SIZE, fake_config, responder
 
 QUIT_WITHIN = 5.0  # seconds from ctrl+q to the process gone (it was 9-15 s, waiting for the models)
+
+
+WARM_UP_SCRIPT = """
+import asyncio, sys
+from taskdiv_chat.config import BackendConfig, Settings
+from taskdiv_chat.tui.app import TaskdivApp
+
+async def main():
+    settings = Settings(default_backend="fake", backends={"fake": BackendConfig(base_url=sys.argv[1], model="m")})
+    app = TaskdivApp(settings)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(1200):
+            await pilot.pause(0.05)
+            screen = app.screen
+            if screen.query("#activity") and screen.backend is not None and app.store is not None \\
+                    and "warming" not in str(screen.query_one("#activity").render()):
+                break
+        print(screen.query_one("#activity").render(), "|", type(screen.backend).__name__, "|",
+              sorted(m for m in ("torch", "sentence_transformers", "llama_cpp") if m in sys.modules),
+              "|", "tokenizers" in sys.modules)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_warm_up_with_a_server_backend_loads_neither_torch_nor_llama_cpp(fake_server):
+    out = subprocess.run([sys.executable, "-c", WARM_UP_SCRIPT, fake_server.base_url], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    # warm (the status no longer says "warming up"), with the numpy embedding model loaded and nothing heavier
+    assert out.stdout.strip() == "| OpenAIBackend | [] | True"
 
 
 @pytest.fixture
