@@ -127,7 +127,7 @@ def main() -> int:
     parser.add_argument("--first-run", action="store_true", help="empty config/data/cache dirs at every start")
     parser.add_argument("--backend", choices=("server", "embedded"), default="server")
     args = parser.parse_args()
-    from taskdiv_chat.fake_server import FakeOpenAIServer
+    from tests.support.fake_server import FakeOpenAIServer
 
     print(f"cores {os.cpu_count()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
           f"backend {args.backend}, {'first run' if args.first_run else 'warm cache'}, {SIZE[0]}x{SIZE[1]}")

@@ -27,8 +27,8 @@ from taskdiv_chat.tui.app import TaskdivApp
 from taskdiv_chat.tui.boot import BootScreen
 from taskdiv_chat.tui.chat import ChatScreen
 from taskdiv_chat.tui.state import save_state
-from test_tui import wait_for
-from test_tui_startup import SIZE, fake_config, responder
+from tests.test_tui_startup import fake_config, responder
+from tests.support.pilot import SIZE, wait_for
 
 QUIT_WITHIN = 5.0  # seconds from ctrl+q to the process gone (it was 9-15 s, waiting for the models)
 
@@ -49,7 +49,7 @@ async def main():
                     and "warming" not in str(screen.query_one("#activity").render()):
                 break
         print(screen.query_one("#activity").render(), "|", type(screen.backend).__name__, "|",
-              sorted(m for m in ("torch", "sentence_transformers", "llama_cpp") if m in sys.modules),
+              sorted(m for m in ("torch", "sentence_transformers", "sklearn", "scipy", "llama_cpp") if m in sys.modules),
               "|", "tokenizers" in sys.modules)
 
 asyncio.run(main())
@@ -101,8 +101,9 @@ async def test_quit_during_warm_up_does_not_wait_for_the_models(fake_server, hel
     fake_server.responder = responder("ok")
     app = TaskdivApp(None, config_path=str(fake_config(fake_server)))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, held_models.entered.is_set, what="warm-up under way")
-        assert "warming up" in str(app.screen.status.query_one("#activity").render())
+        await wait_for(pilot, lambda: held_models.entered.is_set() and isinstance(app.screen, ChatScreen)
+                       and "warming up" in "".join(str(w.render()) for w in app.screen.query("#activity")),
+                       what="warm-up under way, shown in the status bar")
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: app.return_code is not None, timeout=QUIT_WITHIN, what="exit")
     assert app.return_code == 0
