@@ -3,7 +3,7 @@
 `embed(texts)` is the one entry point. It runs the model in plain numpy
 (taskdiv_chat/minilm.py): the same vectors as sentence-transformers, which
 stays only for training scripts and as the reference in tests, without
-torch's ~7 s import. The model loads lazily, once (~0.3 s); `warm_up()`
+torch's ~7 s import. The model loads lazily, once (~0.15 s); `warm_up()`
 starts that load in a background thread.
 """
 
@@ -37,10 +37,11 @@ def get_model():
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             from threadpoolctl import ThreadpoolController
 
+            from .config import cache_dir
             from .minilm import MiniLM
 
             _blas = ThreadpoolController()
-            _model = MiniLM(model_path())
+            _model = MiniLM(model_path(), cache=cache_dir())
             _ready.set()
     return _model
 

@@ -2,13 +2,16 @@
 
 Gives sentence-transformers' vectors (cosine 1.000, checked by tests/test_embeddings.py)
 without importing torch: loading takes ~0.3 s and ~100 MB instead of ~7 s and ~500 MB.
-The weights are memory-mapped from model.safetensors, so of the 47 MB word-embedding
-table only the rows of tokens actually seen are ever read.
+The weights are memory-mapped from model.safetensors (of the 47 MB word-embedding table only
+the rows of tokens actually seen are read) and from a cached copy of the layers' matrices in
+the layout the matrix products want.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import numpy as np
 
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model (sentence_bert_config.json)
 BATCH_TOKENS = 4096  # padded tokens per forward pass: keeps the attention scores small
+LAYOUT = 1  # of the cached weight file; a change here makes a new file
 
 
 def _safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -74,24 +78,60 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return x
 
 
-class _Layer:
-    def __init__(self, w: dict[str, np.ndarray], prefix: str, heads: int):
-        def weight(*names: str) -> np.ndarray:
-            """(inputs, outputs), contiguous: a third faster for a prompt's few rows than the file's transpose."""
-            return np.ascontiguousarray(np.concatenate([w[f"{prefix}.{n}.weight"] for n in names]).T)
+# The weight matrices of a layer, each as the concatenation of these tensors.
+GROUPS = {"qkv": ("attention.self.query", "attention.self.key", "attention.self.value"),  # one product for all three
+          "out": ("attention.output.dense",), "up": ("intermediate.dense",), "down": ("output.dense",)}
 
-        def bias(*names: str) -> np.ndarray:
-            return np.concatenate([w[f"{prefix}.{n}.bias"] for n in names])
+
+def _matrices(w: dict[str, np.ndarray], layers: int, cache_file: Path | None) -> dict[tuple[int, str], np.ndarray]:
+    """Every layer's weight matrices as contiguous (inputs, outputs) arrays: a third faster for a
+    prompt's few rows than the file's (outputs, inputs) layout. Transposing them costs ~0.15 s
+    at each start, so they are written once to `cache_file` and memory-mapped from it after."""
+    keys = [(i, group) for i in range(layers) for group in GROUPS]
+    parts = {(i, g): [w[f"encoder.layer.{i}.{name}.weight"] for name in GROUPS[g]] for i, g in keys}
+    shapes = {k: (parts[k][0].shape[1], sum(t.shape[0] for t in parts[k])) for k in keys}
+    size = sum(a * b for a, b in shapes.values())
+    flat = None
+    if cache_file is not None:
+        try:
+            flat = np.load(cache_file, mmap_mode="r")
+        except (OSError, ValueError):  # not there yet, or damaged: made again below
+            pass
+    if flat is None or flat.shape != (size,) or flat.dtype != np.float32:
+        flat = np.concatenate([np.concatenate(parts[k]).T.ravel() for k in keys])
+        if cache_file is not None:
+            try:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+                with tmp.open("wb") as f:
+                    np.save(f, flat)
+                tmp.replace(cache_file)
+            except OSError:  # a read-only cache only costs the transposing again
+                pass
+    out, start = {}, 0
+    for k in keys:
+        a, b = shapes[k]
+        out[k] = flat[start:start + a * b].reshape(a, b)
+        start += a * b
+    return out
+
+
+class _Layer:
+    def __init__(self, w: dict[str, np.ndarray], matrices: dict[tuple[int, str], np.ndarray], index: int,
+                 heads: int):
+        prefix = f"encoder.layer.{index}"
+
+        def bias(group: str) -> np.ndarray:
+            return np.concatenate([w[f"{prefix}.{name}.bias"] for name in GROUPS[group]])
 
         def norm(name: str) -> tuple[np.ndarray, np.ndarray]:
             return w[f"{prefix}.{name}.weight"], w[f"{prefix}.{name}.bias"]
 
-        qkv = ("attention.self.query", "attention.self.key", "attention.self.value")
-        self.qkv_w, self.qkv_b = weight(*qkv), bias(*qkv)  # query, key and value in one product
-        self.out_w, self.out_b = weight("attention.output.dense"), bias("attention.output.dense")
+        self.qkv_w, self.qkv_b = matrices[index, "qkv"], bias("qkv")
+        self.out_w, self.out_b = matrices[index, "out"], bias("out")
         self.ln1 = norm("attention.output.LayerNorm")
-        self.up_w, self.up_b = weight("intermediate.dense"), bias("intermediate.dense")
-        self.down_w, self.down_b = weight("output.dense"), bias("output.dense")
+        self.up_w, self.up_b = matrices[index, "up"], bias("up")
+        self.down_w, self.down_b = matrices[index, "down"], bias("down")
         self.ln2 = norm("output.LayerNorm")
         self.heads = heads
 
@@ -125,7 +165,9 @@ class MiniLM:
     """The sentence encoder; `encode(texts)` gives unit float32 vectors. Not thread-safe
     (the tokenizer refuses concurrent use): embeddings.embed serialises the calls."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, cache: str | Path | None = None):
+        """folder: the model (config.json, tokenizer.json, model.safetensors); cache: a folder for the
+        weights in the layout used here (None: transposed at every load)."""
         from tokenizers import Tokenizer
 
         folder = Path(folder)
@@ -137,13 +179,20 @@ class MiniLM:
         # pads per batch (to the longest) and cuts at 256. Padding is done here, with a mask.
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS)
-        w = _safetensors(folder / "model.safetensors")
+        weights = folder / "model.safetensors"
+        w = _safetensors(weights)
         self.word = w["embeddings.word_embeddings.weight"]
         self.position = w["embeddings.position_embeddings.weight"]
         self.token_type = np.array(w["embeddings.token_type_embeddings.weight"][0])
         self.ln = w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"]
-        heads = int(config["num_attention_heads"])
-        self.layers = [_Layer(w, f"encoder.layer.{i}", heads) for i in range(int(config["num_hidden_layers"]))]
+        heads, layers = int(config["num_attention_heads"]), int(config["num_hidden_layers"])
+        cache_file = None
+        if cache is not None:  # named after the weights file it was made from: a new model makes a new one
+            stat = weights.stat()
+            key = hashlib.sha256(f"{LAYOUT}|{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+            cache_file = Path(cache) / f"minilm-{key.hexdigest()[:16]}.npy"
+        matrices = _matrices(w, layers, cache_file)
+        self.layers = [_Layer(w, matrices, i, heads) for i in range(layers)]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit vectors, one row per text, in order. Texts are batched by similar length so

@@ -85,3 +85,21 @@ def test_embedding_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(1, 384) False False"
+
+
+def test_the_layer_weights_are_cached_once_and_rebuilt_when_damaged(tmp_path):
+    from taskdiv_chat.minilm import MiniLM
+
+    texts = ["What is the capital of France?", "Write a haiku about rain"]
+    plain = MiniLM(embeddings.model_path()).encode(texts)  # no cache: transposed in memory
+    first = MiniLM(embeddings.model_path(), cache=tmp_path).encode(texts)
+    [cached] = list(tmp_path.glob("minilm-*.npy"))
+    made = cached.stat().st_mtime_ns
+    second = MiniLM(embeddings.model_path(), cache=tmp_path)
+    assert cached.stat().st_mtime_ns == made  # read, not written again
+    assert isinstance(second.layers[0].up_w.base, np.memmap) or isinstance(second.layers[0].up_w, np.memmap)
+    assert np.array_equal(plain, first) and np.array_equal(first, second.encode(texts))
+    cached.write_bytes(cached.read_bytes()[:1000])  # a cut-off file
+    third = MiniLM(embeddings.model_path(), cache=tmp_path).encode(texts)
+    assert np.array_equal(first, third)
+    assert cached.stat().st_size > 40_000_000  # rebuilt whole
