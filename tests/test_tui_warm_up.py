@@ -8,14 +8,10 @@ lands in the middle of the warm-up every time; the pty test runs the real comman
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
-import pty
 import select
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 
@@ -29,6 +25,7 @@ from taskdiv_chat.tui.chat import ChatScreen
 from taskdiv_chat.tui.state import save_state
 from tests.test_tui_startup import fake_config, responder
 from tests.support.pilot import SIZE, wait_for
+from tests.support.terminal import start_in_pty
 
 QUIT_WITHIN = 5.0  # seconds from ctrl+q to the process gone (it was 9-15 s, waiting for the models)
 
@@ -137,11 +134,7 @@ def test_ctrl_q_right_after_the_first_paint_ends_the_real_command_at_once(fake_s
     fake_server.responder = responder("ok")
     fake_config(fake_server)
     stored_conversation(20)
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "taskdiv_chat"], stdin=slave, stdout=slave, stderr=slave,
-                            env={**os.environ, "TERM": "xterm-256color"}, close_fds=True)
-    os.close(slave)
+    proc, master = start_in_pty(40, 120)
     output = b""
 
     def read(until: float) -> None:
