@@ -89,7 +89,13 @@ async def warm_up(backend) -> float:
 def start_loading_models() -> None:
     """Start loading the embedding model and the classifier's head on a daemon thread, at once:
     they need no config, so they load while the config and the chat screen do."""
-    threading.Thread(target=_load_classifier, name="load-classifier", daemon=True).start()
+    def load() -> None:
+        try:
+            _load_classifier()
+        except Exception:  # nothing printed over the UI: warm_up() tries again and reports it there
+            pass
+
+    threading.Thread(target=load, name="load-classifier", daemon=True).start()
 
 
 def _load_classifier():
