@@ -50,6 +50,7 @@ class TaskdivApp(App):
         self.warm_up = warm_up
         self.theme_errors: list[str] = []
         self.config_error: str | None = None
+        self.exiting = False
         self.settings = settings
         if settings is None:
             self._config_path, self._wanted_backend = config_path, backend_name
@@ -118,6 +119,10 @@ class TaskdivApp(App):
         return ChatScreen()
 
     def on_mount(self) -> None:
+        if self.warm_up:
+            from .services import start_loading_models
+
+            self.call_after_refresh(start_loading_models)
         if self.settings is None:
             self.call_after_refresh(self._load_settings)
         else:
@@ -146,7 +151,10 @@ class TaskdivApp(App):
         except ConfigError as exc:
             self.call_from_thread(self._config_failed, str(exc))
             return
-        from . import chat  # noqa: F401  (imported here, off the UI thread)
+        # Imported here, off the UI thread: what the chat screen needs first (httpx comes with the client).
+        from .. import store  # noqa: F401
+        from ..backends import local, openai  # noqa: F401
+        from . import chat  # noqa: F401
 
         self.call_from_thread(self._settings_loaded, settings, name)
 
@@ -157,6 +165,8 @@ class TaskdivApp(App):
     async def _settings_loaded(self, settings: Settings, backend_name: str) -> None:
         from .boot import BootScreen, handover_screen
 
+        if self.exiting:  # quit while the config was loading
+            return
         self._apply_settings(settings, backend_name)
         self._settings_ready()
         boot = self.screen
@@ -176,6 +186,13 @@ class TaskdivApp(App):
         if self.chat_screen is not None:
             self.chat_screen._save_draft_now()  # nothing typed is lost
         await super().action_quit()
+
+    def exit(self, result=None, return_code: int = 0, message=None) -> None:
+        # Textual tears the screens down before it cancels the workers: a start-up worker still
+        # mounting the conversation meanwhile would crash the exit (NoMatches, MountError). Cancel first.
+        self.exiting = True  # and start nothing new meanwhile
+        self.workers.cancel_all()
+        super().exit(result, return_code, message)
 
     async def on_unmount(self) -> None:
         if self.store is not None and self._owns_store:

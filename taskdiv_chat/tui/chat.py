@@ -162,10 +162,16 @@ class ChatScreen(Screen):
                 f"`taskdiv-chat config init` writes an example.")
         self.status.set_context(0, cfg.context_window)
         self.status.set_strategy(app.strategy)
-        self.status.set_activity("")
+        self.status.set_activity("warming up models…" if app.warm_up else "")
         self.prompt.area.focus()
         # Everything else after the first frame is on screen.
-        self.call_after_refresh(self._after_first_paint)
+        self.call_after_refresh(self._start)
+
+    @work(exclusive=True, group="start")
+    async def _start(self) -> None:
+        """A worker, so quitting cancels it rather than tearing the screen down under it."""
+        if not self.app.exiting:
+            await self._after_first_paint()
 
     async def _after_first_paint(self) -> None:
         self.app.log(f"first paint after {time.monotonic() - self.app.started:.3f} s")
@@ -185,16 +191,15 @@ class ChatScreen(Screen):
         await self.open_conversation(wanted)
         self.refresh_sidebar()
 
-    @work(thread=True, exclusive=True, group="warm-up")
-    def warm_up(self) -> None:
+    @work(exclusive=True, group="warm-up")
+    async def warm_up(self) -> None:
         """Load the classifier and the embedding model (and the local model) in the background."""
-        self.app.call_from_thread(self.status.set_activity, "warming up models…")
+        self.status.set_activity("warming up models…")
         try:
-            services.warm_up(self.backend)
+            await services.warm_up(self.backend)
         except Exception as exc:  # a model that fails to load is reported, the chat still works
-            self.app.call_from_thread(self.app.notify, f"background models failed to load: {exc}",
-                                      severity="warning", timeout=10)
-        self.app.call_from_thread(self.status.set_activity, "")
+            self.app.notify(f"background models failed to load: {exc}", severity="warning", timeout=10)
+        self.status.set_activity("")
 
     # --- conversations -----------------------------------------------------------------------
 

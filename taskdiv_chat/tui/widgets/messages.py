@@ -257,6 +257,8 @@ class AssistantMessage(Vertical, can_focus=True):
             yield Badge(self.turn_id, id="badge")
 
     def on_mount(self) -> None:
+        if not self.query("#meta"):  # a quit pruned the children before this Mount was handled
+            return
         self.refresh_footer()
         if self.initial_badge:
             self.badge.show_text(*self.initial_badge)
