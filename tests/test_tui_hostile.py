@@ -26,6 +26,7 @@ from textual.drivers.headless_driver import HeadlessDriver
 from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.store import Store
 from taskdiv_chat.tui.chat import DRAFT_DELAY
+from taskdiv_chat.tui.widgets.answer_body import SHOW_CHARS
 from taskdiv_chat.tui.terminal import SafeXTermParser
 from taskdiv_chat.tui.widgets.prompt import clean_text
 from test_cli_chat import write_config
@@ -396,3 +397,22 @@ def test_newline_keys_under_tmux(fake_server, tmp_path):
         assert store.load_draft(None) == "one\ntwo\nthree"
     finally:
         store.close()
+
+
+async def test_a_huge_answer_is_shown_cut_and_kept_whole(fake_server, fake_backend_settings):
+    paragraph = "A line of a very long answer that keeps going.\n\n"
+    text = paragraph * (SHOW_CHARS // len(paragraph) + 400)  # ~20,000 characters past the limit
+    fake_server.responder = Script([Reply(chunks=[text[i:i + 4096] for i in range(0, len(text), 4096)])])
+    settings = fake_backend_settings.model_copy(deep=True)
+    settings.backends["fake"].context_window = 1_000_000
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = await send(pilot, "Write a lot")
+        assert answer.current.text == text
+        assert app.store.load_conversation(app.screen.conversation_id).turns[0].variants[0].text == text
+        source = "".join(m.source for m in answer.body.segments)
+        assert len(source) < SHOW_CHARS + 200
+        assert f"{len(text) - SHOW_CHARS:,} more characters not shown here" in source
+        await pilot.press("alt+c")
+        assert app.clipboard == text  # copied whole
