@@ -250,7 +250,7 @@ def judge(args) -> int:
 def bench(args) -> int:
     from ..backends.base import BackendError
     from ..config import data_dir
-    from ..diversity.bench import BUILTIN_PROMPTS, BenchInputError, read_prompts, run_bench
+    from ..diversity.bench import BUILTIN_PROMPTS, NO_CHART, BenchInputError, read_prompts, run_bench
 
     settings, name = settings_and_backend(args)
     source = Path(args.prompts) if args.prompts else BUILTIN_PROMPTS
@@ -269,5 +269,6 @@ def bench(args) -> int:
         return fail(f"{exc} (finished sets are kept in {out_dir}; rerun to resume)")
     except ValueError as exc:
         return fail(str(exc), 2)
-    print(f"report: {report}\nchart: {report.parent / 'chart.png'}")
+    chart = report.parent / "chart.png"
+    print(f"report: {report}\nchart: {chart if chart.exists() else NO_CHART}")
     return 0
