@@ -419,3 +419,78 @@ async def test_a_huge_answer_is_shown_cut_and_kept_whole(fake_server, fake_backe
         assert f"{len(text) - SHOW_CHARS:,} more characters not shown here" in source
         await pilot.press("alt+c")
         assert app.clipboard == text  # copied whole
+
+
+def stored_measured_turn() -> int:
+    """A conversation whose one turn has two answers and a saved diversity report; returns its id."""
+    from taskdiv_chat.diversity.report import DiversityReport
+
+    report = DiversityReport(category="G", wants="different", n=2, groups=[[0], [1]], unique=2, newest_is_new=True,
+                             newest_duplicates=None, pairwise=[[True, False], [False, True]],
+                             similarity=[[1.0, 0.3], [0.3, 1.0]], generic={}, answers_agree=None,
+                             final_answers=[None, None], status="good", reason="two different stories",
+                             badge_text="2/2 unique")
+    store = Store()
+    try:
+        conversation = store.create_conversation("Stories")
+        turn = store.add_user_turn(conversation, "A story please", None)
+        for text in ("A dragon story.", "A robot story."):
+            writer = store.start_variant(turn, strategy="anchored-icr", backend="fake", model="m", params={})
+            writer.append(text)
+            writer.finish("stop", None, {"total_s": 1.0})
+        store.save_metrics(writer.variant_id, report.to_dict())
+        return conversation
+    finally:
+        store.close()
+
+
+async def test_f4_inside_the_diversity_detail_opens_the_variants(fake_backend_settings):
+    conversation = stored_measured_turn()
+    app = make_app(fake_backend_settings, conversation_id=conversation)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_for(pilot, lambda: app.screen.last_answer() is not None, what="conversation")
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "DetailScreen", what="F3")
+        await pilot.press("f4")  # the hint at the bottom of F3 says so
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "HomogenizationScreen", what="F4 from F3")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ChatScreen", what="back to the chat")
+
+
+async def test_palette_strategies_say_what_each_does(fake_backend_settings):
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        helps = [c.help for c in app.get_system_commands(app.screen) if c.title.startswith("Strategy: ")]
+        assert len(helps) == 5 and len(set(helps)) == 5
+
+
+async def test_brainstorm_footer_does_not_show_the_previous_variant(fake_server, fake_backend_settings):
+    settings = fake_backend_settings.model_copy(deep=True)
+    settings.regenerate.brainstorm_n = 2
+    slow = Reply("Response 1: One idea.\n\nResponse 2: Another idea.", chunk_delay=0.1)
+    fake_server.responder = Script(["A first answer.", slow], letter="G")
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = await send(pilot, "Ideas please")
+        app.set_strategy("anchored-system")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.screen.answering, timeout=60, what="brainstorm running")  # after the category
+        meta = str(answer.query_one("#meta").render())
+        assert "brainstorming 2 variants" in meta and "tok" not in meta
+        await wait_for(pilot, lambda: not app.screen.answering and len(answer.variants) == 3, timeout=30,
+                       what="brainstorm done")
+        assert "brainstorming" not in str(answer.query_one("#meta").render())
+
+
+def test_search_snippet_brings_the_match_into_view():
+    from taskdiv_chat.tui.widgets.sidebar import LEAD_CHARS, snippet_parts
+
+    lead = "a long lead-in that says nothing for quite a while before the word "
+    parts = snippet_parts([(lead, False), ("penguin", True), (" and after", False)])
+    assert parts[1] == ("penguin", True) and parts[0][0].startswith("…")
+    assert len(parts[0][0]) <= LEAD_CHARS + 1 and lead.endswith(parts[0][0][1:])
+    assert snippet_parts([("short ", False), ("penguin", True)]) == [("short ", False), ("penguin", True)]
+    assert snippet_parts([(f"x{ESC}]0;T\x07 ", False), ("hit", True)]) == [("x ", False), ("hit", True)]

@@ -506,6 +506,8 @@ class ChatScreen(Screen):
         earlier = [v.text for v in services.usable_variants(turn.variants)]
         self.answering = answer.streaming = True
         self.status.set_activity(f"brainstorming {n} variants ({strategy})…")
+        answer.busy = f"brainstorming {n} variants ({strategy})…"  # not the figures of the variant shown before
+        answer.refresh_footer()
         answer.badge.show_text(f"brainstorming {n}…", "pending")
         await answer.body.begin()  # a live preview of the text as it is generated
         pending: list[str] = []
@@ -550,9 +552,10 @@ class ChatScreen(Screen):
                     id=writer.variant_id, text=result.text, backend=backend.name, model=backend.model,
                     tokens=usage["completion_tokens"] if usage else None, seconds=completion.total_s,
                     strategy=strategy))
-            self.answering = answer.streaming = False
+            answer.streaming, answer.busy = False, None
             self.status.set_activity("")
             await answer.show(len(answer.variants) - 1)
+            self.answering = False  # once the footer shows the new variant
             if results:
                 self.app.notify(f"{len(results)} new variant(s) ({strategy}); {len(answer.variants)} in all.",
                                 timeout=3)
