@@ -41,6 +41,7 @@ BUSY_SHARE = 0.4
 BURST_RATE = 20_000
 BURST_HOLD = 1.0
 YIELD_EVERY = 64  # chunks handled before giving the event loop a turn in a burst
+YIELD_CHARS = 256_000  # or characters: a server sending 64 KiB chunks must not hold Esc back
 DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
 RESERVE_TOKENS = 256  # room kept for the answer when checking the context window
 
@@ -359,7 +360,7 @@ class ChatScreen(Screen):
         started = time.monotonic()
         first_token = None
         finish, usage, error = None, None, None
-        count = 0
+        count, unyielded = 0, 0
         self.status.set_activity(f"answering ({strategy})…")
         try:
             async for chunk in backend.stream(messages):
@@ -376,8 +377,10 @@ class ChatScreen(Screen):
                 finish = chunk.finish_reason or finish
                 usage = chunk.usage or usage
                 count += 1
+                unyielded += len(chunk.text)
                 await flusher.maybe_flush()
-                if count % YIELD_EVERY == 0:
+                if count % YIELD_EVERY == 0 or unyielded > YIELD_CHARS:
+                    unyielded = 0
                     await asyncio.sleep(0)  # keys and scrolling stay live during a burst
         except asyncio.CancelledError:
             finish = "cancelled"
