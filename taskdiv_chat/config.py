@@ -44,8 +44,11 @@ class BackendConfig(_Strict):
     max_tokens: int | None = Field(None, gt=0)
     repeat_penalty: float | None = Field(None, gt=0)  # llama.cpp only
     headers: dict[str, str] = {}
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(120.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0, le=86400)
+    read_timeout: float = Field(120.0, gt=0, le=86400)  # longest silence between two reads
+    # The whole answer, retries and their waits included; a trickling or endless stream ends here.
+    answer_timeout: float = Field(900.0, gt=0, le=86400)
+    max_answer_chars: int = Field(1_000_000, gt=0, le=100_000_000)  # a bigger answer is cut there
     max_retries: int = Field(3, ge=0, le=10)
     # A capable model may classify prompts and judge pairs; the embedded 135M one may not.
     capable: bool | None = None
