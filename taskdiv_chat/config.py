@@ -21,7 +21,9 @@ from typing import Literal
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-APP_NAME = "taskdiv-chat"
+from . import paths
+
+APP_NAME = paths.APP_NAME
 LOCAL_BACKEND = "local"
 STRATEGIES = ("temperature", "general-icr", "anchored-icr", "general-system", "anchored-system")
 _RESERVED_ENV = {"TASKDIV_CONFIG", "TASKDIV_DATA_DIR", "TASKDIV_CACHE_DIR"}
@@ -193,7 +195,7 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("TASKDIV_DATA_DIR") or platformdirs.user_data_dir(APP_NAME)).expanduser()
+    return paths.data_dir()
 
 
 def cache_dir() -> Path:

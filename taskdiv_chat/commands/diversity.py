@@ -261,7 +261,7 @@ def judge(args) -> int:
 
 def bench(args) -> int:
     from ..backends.base import BackendError
-    from ..config import data_dir
+    from ..paths import data_dir, ensure_data_dir
     from ..diversity.bench import BUILTIN_PROMPTS, BenchInputError, read_prompts, run_bench
 
     settings, name = settings_and_backend(args)
@@ -270,6 +270,8 @@ def bench(args) -> int:
         prompts = read_prompts(source)
     except BenchInputError as exc:
         return fail(str(exc), 2)
+    if not args.out:
+        ensure_data_dir()  # 0700 when the bench run is what creates it
     out_dir = Path(args.out) if args.out else data_dir() / "bench" / f"{source.stem}-{name}-n{args.n}"
     print(f"bench: {len(prompts)} prompts x {len(args.strategies)} strategies, n={args.n}, "
           f"max_tokens={args.max_tokens}; results in {out_dir}", file=sys.stderr)

@@ -101,8 +101,10 @@ def export(args) -> int:
             text = json_for_display(text)  # JSON escapes C0 itself; C1 and bidi overrides it leaves raw
         sys.stdout.write(shown(text, terminal and fmt != "json"))
         return 0
+    from ..paths import write_private
+
     try:
-        Path(args.output).expanduser().write_text(text, encoding="utf-8")
+        write_private(Path(args.output).expanduser(), text)  # 0600: a conversation is private
     except OSError as exc:
         return fail(f"cannot write {args.output}: {exc.strerror or exc}")
     print(f"wrote conversation {args.id} to {args.output}", file=sys.stderr)
