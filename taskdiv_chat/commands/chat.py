@@ -7,7 +7,17 @@ import asyncio
 import json
 import sys
 
-from .common import add_backend_arg, add_raw_arg, fail, note, settings_and_backend, shown, store_errors, to_terminal
+from .common import (
+    add_backend_arg,
+    add_raw_arg,
+    fail,
+    note,
+    read_text,
+    settings_and_backend,
+    shown,
+    store_errors,
+    to_terminal,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +54,9 @@ def cmd_ask(args) -> int:
     from ..sanitize import DisplayStream, json_for_display
 
     settings, name = settings_and_backend(args)
-    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    prompt = read_text(args.prompt)
+    if prompt is None or (args.system is not None and read_text(args.system, "--system") is None):
+        return 2
     if not prompt.strip():
         return fail("nothing to ask: give a prompt or pipe one on stdin")
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [

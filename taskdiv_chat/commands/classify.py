@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import add_backend_arg, add_raw_arg, fail, note, shown, to_terminal
+from .common import add_backend_arg, add_raw_arg, fail, note, read_text, shown, to_terminal
 
 ADDED = ("category", "confidence", "method")
 BATCH = 64  # local: prompts embedded together
@@ -48,7 +48,9 @@ def cmd_classify(args) -> int:
         if args.prompt is not None:
             return fail("give either a PROMPT or --jsonl FILE, not both")
         return _classify_file(args, settings, name, method)
-    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    prompt = read_text(args.prompt)
+    if prompt is None:
+        return 2
     if not prompt.strip():
         return fail("nothing to classify: give a prompt or pipe one on stdin")
     result = asyncio.run(_classify_all([prompt], settings, name, method))[0]

@@ -36,6 +36,18 @@ def note(message: str) -> None:
     print(f"taskdiv-chat: {' '.join(for_display(redact(message)).splitlines())}", file=sys.stderr)
 
 
+def read_text(value: str | None, what: str = "the prompt") -> str | None:
+    """`value`, or stdin when it is None, as text; None (after one line on stderr) when it
+    is not UTF-8 (Python keeps undecodable bytes as lone surrogates, which nothing can send)."""
+    try:
+        text = value if value is not None else sys.stdin.read()
+        text.encode("utf-8")
+    except UnicodeError:
+        note(f"{what} is not UTF-8 text")
+        return None
+    return text
+
+
 def add_raw_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw", action="store_true",
                         help="write server and stored text byte for byte, escape sequences included, even to a "

@@ -9,7 +9,17 @@ import sys
 from pathlib import Path
 
 from ..config import STRATEGIES
-from .common import add_backend_arg, add_raw_arg, fail, settings_and_backend, shown, to_terminal
+from .common import (
+    add_backend_arg,
+    add_raw_arg,
+    fail,
+    note,
+    read_text,
+    settings_and_backend,
+    shown,
+    store_errors,
+    to_terminal,
+)
 
 JUDGES = ("auto", "local", "llm")
 
@@ -79,6 +89,8 @@ async def _sample(args, out) -> int:
     from ..sanitize import DisplayStream, json_for_display
 
     settings, name = settings_and_backend(args)
+    if read_text(args.prompt) is None:
+        return 2
     terminal = to_terminal(args, out)  # answers on a terminal go through for_display; a pipe gets them exact
     strategy = args.strategy or settings.regenerate.strategy
     try:
@@ -98,9 +110,13 @@ async def _sample(args, out) -> int:
     if not args.no_save:
         from ..store import Store
 
-        store = Store(secrets=settings.secret_values())
-        conversation = store.create_conversation(args.prompt[:60])
-        writer_turn = store.add_user_turn(conversation, args.prompt, None, category=classification.to_dict())
+        try:  # a locked or read-only history costs the saving, not the answers
+            store = Store(secrets=settings.secret_values())
+            conversation = store.create_conversation(args.prompt[:60])
+            writer_turn = store.add_user_turn(conversation, args.prompt, None, category=classification.to_dict())
+        except store_errors() as exc:
+            note(f"the answers are not saved in the history: {exc}")
+            store = _close_quietly(store)
 
     system = strategy.endswith("-system")
     state = {"current": -1}
@@ -117,7 +133,10 @@ async def _sample(args, out) -> int:
         out.flush()
 
     def on_answer(index: int, answer) -> None:
-        if store is not None:
+        nonlocal store
+        if store is None:
+            return
+        try:
             params = {"max_tokens": args.max_tokens} if args.max_tokens else {}
             writer = store.start_variant(writer_turn, strategy=strategy, backend=name, model=backend.model,
                                          params=params or None)
@@ -129,6 +148,9 @@ async def _sample(args, out) -> int:
                           timings={"first_token_s": answer.completion.first_token_s,
                                    "total_s": answer.completion.total_s})
             variant_ids.append(writer.variant_id)
+        except store_errors() as exc:
+            note(f"answer {index + 1} and the rest are not saved in the history: {exc}")
+            store = _close_quietly(store)
 
     try:
         answers = await generate_variants(backend, strategy, history=[], prompt=args.prompt, earlier=[],
@@ -143,15 +165,17 @@ async def _sample(args, out) -> int:
         texts = [a.text for a in answers]
         report = await analyze(args.prompt, category, texts, judge)
         if store is not None and variant_ids:
-            store.save_metrics(variant_ids[-1], report.to_dict())
+            try:
+                store.save_metrics(variant_ids[-1], report.to_dict())
+            except store_errors() as exc:
+                note(f"the report is not saved in the history: {exc}")
     except BackendError as exc:
         saved = f" ({len(variant_ids)} answers were saved)" if variant_ids else ""
         return fail(f"{exc}{saved}")
     finally:
         await close_judge(judge)
         await backend.aclose()
-        if store is not None:
-            store.close()
+        _close_quietly(store)
 
     if args.json:
         text = json.dumps({
@@ -167,6 +191,16 @@ async def _sample(args, out) -> int:
     if variant_ids:
         out.write(f"saved: {len(variant_ids)} answers in the conversation store\n")
     return 0
+
+
+def _close_quietly(store) -> None:
+    """Close a store that failed (its error was reported); None, for `store = _close_quietly(store)`."""
+    if store is not None:
+        try:
+            store.close()
+        except store_errors():
+            pass
+    return None
 
 
 def _format_report(report) -> str:
