@@ -337,3 +337,4 @@ def test_escape_sequence_in_a_config_key_is_not_echoed_raw():
     out = run_cli("config", "check")
     assert out.returncode == 2
     assert ESC not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
