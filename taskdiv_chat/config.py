@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import tomllib
 import urllib.parse
 from pathlib import Path
@@ -239,30 +238,11 @@ def read_config_text(file: Path) -> str | None:
     """The text of the config file, None when there is none. A FIFO (which would hang), a
     device such as /dev/zero (which never ends) or a huge file is a ConfigError, not a read."""
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
+        return paths.read_text_file(file, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise ConfigError(f"{file}: cannot read: it is a directory; give the path of a TOML file")
-        if not stat.S_ISREG(mode):
-            raise ConfigError(f"{file}: cannot read: not a regular file (a FIFO, device or socket); "
-                              f"give the path of a TOML file")
-        with os.fdopen(fd, "rb", closefd=False) as stream:
-            data = stream.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{file}: cannot read: bigger than {MAX_CONFIG_BYTES // 1024} KiB, too big for a config file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: cannot read: not UTF-8 text (byte {exc.start})") from None
+    except paths.UnreadableFile as exc:
+        raise ConfigError(f"{file}: {exc}; give the path of a TOML config file") from None
 
 
 def _env_overrides(data: dict, sources: dict[tuple, str] | None = None) -> dict:

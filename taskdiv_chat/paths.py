@@ -8,6 +8,7 @@ every path (the UI, `ask`, the store, bench runs); files in it are written 0600.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -70,3 +71,41 @@ def write_private(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+class UnreadableFile(Exception):
+    """A file we will not read, already phrased: "cannot read: <why>"."""
+
+
+def read_text_file(path: Path, limit: int) -> str:
+    """A UTF-8 text file of at most `limit` bytes. A FIFO (reading would wait forever), a device
+    such as /dev/zero (it never ends), a directory, a bigger file or one that is not UTF-8
+    is an UnreadableFile saying which; FileNotFoundError passes through."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UnreadableFile("cannot read: it is a directory")
+        if not stat.S_ISREG(mode):
+            raise UnreadableFile("cannot read: not a regular file (a FIFO, device or socket)")
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            data = stream.read(limit + 1)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise UnreadableFile(f"cannot read: bigger than {_size(limit)}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"cannot read: not UTF-8 text (byte {exc.start})") from None
+
+
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MiB" if count >= 1024 * 1024 else f"{count // 1024} KiB"

@@ -328,7 +328,7 @@ def test_symlink_to_dev_zero_as_config_is_one_line():
 def test_huge_config_file_is_one_line():
     write_config("# " + "x" * 2_000_000 + "\n")
     out = run_cli("config", "check")
-    assert out.returncode == 2 and "too big" in out.stderr
+    assert out.returncode == 2 and "bigger than 1 MiB" in out.stderr
 
 
 def test_escape_sequence_in_a_config_key_is_not_echoed_raw():

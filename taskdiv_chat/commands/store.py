@@ -111,15 +111,23 @@ def export(args) -> int:
     return 0
 
 
+MAX_IMPORT_BYTES = 256 * 1024 * 1024  # far above any real conversation; a bigger file is not one
+
+
 def import_(args) -> int:
+    from ..paths import UnreadableFile, read_text_file
+
     try:
-        raw = sys.stdin.read() if args.file == "-" else Path(args.file).expanduser().read_text(encoding="utf-8")
+        raw = sys.stdin.read() if args.file == "-" else read_text_file(Path(args.file).expanduser(), MAX_IMPORT_BYTES)
     except (OSError, UnicodeDecodeError) as exc:
         return fail(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}")
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        return fail(f"{args.file} is not JSON ({exc}); import reads files from `export --format json`")
+    except UnreadableFile as exc:
+        return fail(f"{args.file}: {exc}")
+    try:  # NaN and Infinity are not JSON, whatever Python's parser accepts
+        data = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
+        why = exc if isinstance(exc, ValueError) else "nested too deeply"
+        return fail(f"{args.file} is not JSON ({why}); import reads files from `export --format json`")
     try:
         with _open(args) as store:
             new_id = store.import_json(data)
@@ -128,3 +136,7 @@ def import_(args) -> int:
         return fail(f"{args.file}: {exc}")
     print(f"imported as conversation {new_id}: {shown(_one_line(title), to_terminal(args))}")
     return 0
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not a JSON value")
