@@ -50,6 +50,13 @@ def _highlight(hit, terminal: bool) -> str:
                    for text, lit in hit.parts())
 
 
+def _when(timestamp) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+    except (OverflowError, ValueError, OSError, TypeError):  # a time no calendar has: show that, not a traceback
+        return "?"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -75,7 +82,7 @@ def history(args) -> int:
                 return 0
             print(f"{'ID':>6}  {'UPDATED':<16}  {'TURNS':>5}  TITLE")
             for c in rows:
-                updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated))
+                updated = _when(c.updated)
                 flag = "  [archived]" if c.archived else ""
                 print(f"{c.id:>6}  {updated:<16}  {c.turns:>5}  {shown(_one_line(c.title), terminal)}{flag}")
             return 0
