@@ -295,8 +295,8 @@ def judge(args) -> int:
 
 def bench(args) -> int:
     from ..backends.base import BackendError
+    from ..diversity.bench import BUILTIN_PROMPTS, NO_CHART, BenchInputError, read_prompts, run_bench
     from ..paths import data_dir, ensure_data_dir
-    from ..diversity.bench import BUILTIN_PROMPTS, BenchInputError, read_prompts, run_bench
 
     settings, name = settings_and_backend(args)
     source = Path(args.prompts) if args.prompts else BUILTIN_PROMPTS
@@ -317,5 +317,6 @@ def bench(args) -> int:
         return fail(f"{exc} (finished sets are kept in {out_dir}; rerun to resume)")
     except ValueError as exc:
         return fail(str(exc), 2)
-    print(f"report: {report}\nchart: {report.parent / 'chart.png'}")
+    chart = report.parent / "chart.png"
+    print(f"report: {report}\nchart: {chart if chart.exists() else NO_CHART}")
     return 0

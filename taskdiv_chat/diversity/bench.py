@@ -357,14 +357,22 @@ def write_report(rows: list[dict], out: Path, meta: dict) -> Path:
     if any(r.get("quality") is not None for r in rows):
         lines += ["## Checklist quality (1-5, mean)", "", _table(rows, "quality", strategies, ".2f")]
     chart = write_chart(rows, out / "chart.png", strategies, n)
-    lines += ["## Chart", "", f"![mean unique answers]({chart.name})", ""]
+    lines += ["## Chart", "", f"![mean unique answers]({chart.name})" if chart else f"_{NO_CHART}_", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 
 
-def write_chart(rows: list[dict], path: Path, strategies: list[str], n: int) -> Path:
-    import matplotlib
+NO_CHART = "no chart: matplotlib is not installed (pip install 'taskdiv-chat[bench]')"
+
+
+def write_chart(rows: list[dict], path: Path, strategies: list[str], n: int) -> Path | None:
+    """The bar chart of mean unique answers; None when matplotlib (the `bench` extra) is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        path.unlink(missing_ok=True)  # a chart of an earlier run would not match this report
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
