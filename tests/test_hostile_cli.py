@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.store import DB_NAME
-
-from test_cli_chat import fake_config, run_cli, write_config
+from tests.support import fake_config, run_cli, write_config
+from tests.support.fake_server import Reply
 
 ESC = "\x1b"
 # Retitles the window, clears the screen, writes a shell command to the clipboard (OSC 52),
@@ -338,3 +337,19 @@ def test_escape_sequence_in_a_config_key_is_not_echoed_raw():
     assert out.returncode == 2
     assert ESC not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
+
+
+# --- 4. file modes -------------------------------------------------------------------------------
+
+
+def test_ask_makes_the_data_dir_0700_and_export_writes_0600(fake_server, tmp_path):
+    os.umask(0o022)
+    fake_server.responder = lambda body: Reply("private words")
+    fake_config(fake_server)
+    data = Path(os.environ["TASKDIV_DATA_DIR"]) / "nested"  # a missing parent is made private too
+    env = {"TASKDIV_DATA_DIR": str(data)}
+    assert run_cli("ask", "hi", env=env).returncode == 0
+    assert (data.stat().st_mode & 0o777, data.parent.stat().st_mode & 0o777) == (0o700, 0o700)
+    target = tmp_path / "out.json"
+    assert run_cli("export", "1", "-o", str(target), env=env).returncode == 0
+    assert target.stat().st_mode & 0o777 == 0o600

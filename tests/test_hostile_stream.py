@@ -19,7 +19,7 @@ from taskdiv_chat.backends.base import (
 )
 from taskdiv_chat.backends.openai import OpenAIBackend
 from taskdiv_chat.config import BackendConfig
-from taskdiv_chat.fake_server import BAD_EVENTS, Reply
+from tests.support.fake_server import BAD_EVENTS, Reply
 
 USER = [{"role": "user", "content": "Tell me about rain"}]
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from .common import add_raw_arg, fail, shown, store_errors, to_terminal
+from .common import add_raw_arg, fail, note, shown, store_errors, to_terminal
+
+MAX_PROBLEMS_SHOWN = 5
 
 
 def register(subparsers) -> None:
@@ -32,7 +35,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=import_)
 
 
+@contextlib.contextmanager
 def _open(args):
+    """The store; on the way out, one line for each bad value it met (replaced or skipped, see store.rows)."""
     from ..config import ConfigError, load_settings
     from ..store import Store
 
@@ -40,7 +45,14 @@ def _open(args):
         secrets = load_settings(getattr(args, "config", None)).secret_values()
     except ConfigError:
         secrets = ()
-    return Store(secrets=secrets)
+    with Store(secrets=secrets) as store:
+        try:
+            yield store
+        finally:
+            for problem in store.problems[:MAX_PROBLEMS_SHOWN]:
+                note(f"history database: {problem}")
+            if len(store.problems) > MAX_PROBLEMS_SHOWN:
+                note(f"history database: and {len(store.problems) - MAX_PROBLEMS_SHOWN} more problems")
 
 
 def _highlight(hit, terminal: bool) -> str:
