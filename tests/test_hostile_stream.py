@@ -17,27 +17,8 @@ from taskdiv_chat.backends.base import (
     RateLimitError,
     collect,
 )
-from taskdiv_chat.backends.openai import OpenAIBackend
-from taskdiv_chat.config import BackendConfig
 from tests.support.fake_server import BAD_EVENTS, Reply
-
-USER = [{"role": "user", "content": "Tell me about rain"}]
-
-
-@pytest.fixture
-async def make_backend(fake_server):
-    made: list[OpenAIBackend] = []
-
-    def make(**overrides) -> OpenAIBackend:
-        fields = {"base_url": fake_server.base_url, "model": "test-model", "max_retries": 2,
-                  "read_timeout": 5, "connect_timeout": 2, **overrides}
-        backend = OpenAIBackend("fake", BackendConfig(**fields))
-        made.append(backend)
-        return backend
-
-    yield make
-    for backend in made:
-        await backend.aclose()
+from tests.test_openai_client import USER, make_backend  # noqa: F401 (a fixture)
 
 
 @pytest.mark.parametrize("fault", sorted(BAD_EVENTS))
