@@ -23,7 +23,7 @@ from textual import events
 from textual._xterm_parser import BRACKETED_PASTE_END, BRACKETED_PASTE_START
 from textual.drivers.headless_driver import HeadlessDriver
 
-from taskdiv_chat.fake_server import Reply
+from tests.support.fake_server import Reply
 from taskdiv_chat.store import Store
 from taskdiv_chat.tui.chat import DRAFT_DELAY
 from taskdiv_chat.tui.terminal import SafeXTermParser
