@@ -236,9 +236,9 @@ class TaskdivApp(App):
         self.bell()
         with self.console.capture() as capture:
             self.console.print(Traceback(show_locals=False, width=None, suppress=[rich]))
-        report = capture.get()
-        for secret in self.settings.secret_values() if self.settings is not None else ():
-            report = report.replace(secret, "[redacted]")
+        from ..redact import redact
+
+        report = redact(capture.get(), self.settings.secret_values() if self.settings is not None else ())
         self._exit_renderables.append(Segments(self.console.render(Text.from_ansi(report), self.console.options)))
         self._close_messages_no_wait()
 
