@@ -78,6 +78,14 @@ class Delta:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """The client waits before asking again (wait: a backends.base.RetryWait, with describe())."""
+    turn_id: int
+    index: int
+    wait: object
+
+
+@dataclass(frozen=True)
 class VariantSaved:
     """A finished answer is stored as a variant of its turn (variant: a store.Variant)."""
     turn_id: int
@@ -118,7 +126,7 @@ class Measured:
     report: object  # diversity.report.DiversityReport
 
 
-Event = Union[TurnAdded, NotSent, Started, Delta, VariantSaved, Failed, Classified, Measuring, Measured]
+Event = Union[TurnAdded, NotSent, Started, Delta, Waiting, VariantSaved, Failed, Classified, Measuring, Measured]
 
 
 def fit_context(messages: list[dict], window: int, reserve: int) -> tuple[bool, int, list[dict]]:
@@ -596,7 +604,8 @@ class _Answer:
 
         completion, error, cancelled = None, None, False
         try:
-            completion = await collect(self.backend, messages, on_text=on_text, **self.params)
+            completion = await collect(self.backend, messages, on_text=on_text, on_wait=self.queue.put_nowait,
+                                       **self.params)
         except asyncio.CancelledError:
             cancelled = True
             raise
@@ -623,7 +632,12 @@ class _Answer:
             yield Started(self.turn_id, self.index, self.backend.name, self.backend.model, self.strategy,
                           self.writer.variant_id if self.writer else None)
             while (item := await self.queue.get()) is not _END:
-                yield Delta(self.turn_id, self.index, item) if isinstance(item, str) else item
+                if isinstance(item, str):
+                    yield Delta(self.turn_id, self.index, item)
+                elif isinstance(item, (VariantSaved, Failed)):
+                    yield item
+                else:  # a RetryWait
+                    yield Waiting(self.turn_id, self.index, item)
         finally:
             await self.stop()
 
