@@ -393,6 +393,7 @@ class ChatScreen(Screen):
         self.answering = answer.streaming = True
         self.status.set_activity(activity)
         answer.busy = activity if analyze else None  # not the figures of the variant shown before
+        answer.refresh_footer()
         if analyze:
             answer.badge.show_text("…", "pending")
         try:
@@ -479,7 +480,7 @@ class ChatScreen(Screen):
         turn = self.service.turn() if self.service else None
         return (turn, self.answer_for(turn.user.id)) if turn else (None, None)
 
-    def _start_flow(self, what: str, flow) -> None:
+    def _start_flow(self, what: str, activity: str, flow) -> None:
         """Run a regeneration flow on the last turn (flow(turn) gives its events) in the answer worker."""
         if self.answering:
             self.app.notify(f"An answer is still running: {self.key_for('cancel')} stops it first.",
@@ -490,25 +491,31 @@ class ChatScreen(Screen):
             self.app.notify(f"Nothing to {what} yet.", timeout=3)
             return
         self.answering = True
-        self.run_worker(self._regenerate(turn, answer, flow), exclusive=True, group="answer")
+        answer.busy = activity  # from now on: not the figures of the variant shown before
+        answer.refresh_footer()
+        self.run_worker(self._regenerate(turn, answer, flow, activity), exclusive=True, group="answer")
 
-    async def _regenerate(self, turn, answer: AssistantMessage, flow) -> None:
+    async def _regenerate(self, turn, answer: AssistantMessage, flow, activity: str) -> None:
         if turn.user.letter is None:
             self.status.set_activity("waiting for the category…")
         retry = not usable(turn.variants)  # the only answer failed: a retry, not a variant
         events = self.service.retry(turn.user.id) if retry else flow(turn)
         try:
-            await self._show_flow(answer, events, f"answering ({self.app.strategy})…", analyze=not retry)
+            await self._show_flow(answer, events, activity, analyze=not retry)
         finally:
-            self.answering = False  # also when the flow failed before it showed anything
+            self.answering, answer.busy = False, None  # also when the flow failed before it showed anything
             await events.aclose()
 
     def action_regenerate(self) -> None:
-        self._start_flow("regenerate", lambda turn: self.service.regenerate(self.app.strategy, turn.user.id))
+        strategy = self.app.strategy
+        self._start_flow("regenerate", f"answering ({strategy})…",
+                         lambda turn: self.service.regenerate(strategy, turn.user.id))
 
     def action_brainstorm(self) -> None:
         n = self.app.settings.regenerate.brainstorm_n
-        self._start_flow("brainstorm on", lambda turn: self.service.regenerate(self.app.strategy, turn.user.id, n))
+        strategy = self.app.strategy
+        self._start_flow("brainstorm on", f"brainstorming {n} variants ({strategy})…",
+                         lambda turn: self.service.regenerate(strategy, turn.user.id, n))
 
     def action_retry(self) -> None:
         turn, answer = self._last()
