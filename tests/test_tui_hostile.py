@@ -494,3 +494,14 @@ def test_search_snippet_brings_the_match_into_view():
     assert len(parts[0][0]) <= LEAD_CHARS + 1 and lead.endswith(parts[0][0][1:])
     assert snippet_parts([("short ", False), ("penguin", True)]) == [("short ", False), ("penguin", True)]
     assert snippet_parts([(f"x{ESC}]0;T\x07 ", False), ("hit", True)]) == [("x ", False), ("hit", True)]
+
+
+async def test_a_retry_wait_is_told_to_the_user(fake_server, fake_backend_settings):
+    fake_server.responder = Script([Reply(fault="429", retry_after=1), "Answer after the wait."])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = await send(pilot, "Hello")
+        assert answer.current.text == "Answer after the wait."
+        told = [n for n in app._notifications if n.title == "Waiting to retry"]
+        assert told and "Retry-After" in told[-1].message
