@@ -505,3 +505,20 @@ async def test_a_retry_wait_is_told_to_the_user(fake_server, fake_backend_settin
         assert answer.current.text == "Answer after the wait."
         told = [n for n in app._notifications if n.title == "Waiting to retry"]
         assert told and "Retry-After" in told[-1].message
+
+
+async def test_answer_deadline_and_size_cap_are_shown_with_the_partial_text(fake_server, fake_backend_settings):
+    settings = fake_backend_settings.model_copy(deep=True)
+    settings.backends["fake"].max_answer_chars = 100
+    settings.backends["fake"].answer_timeout = 2
+    long = " ".join(f"word{i}" for i in range(100))
+    fake_server.responder = Script([long, Reply("Slow start then", fault="never-end", fault_after=3)])
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        capped = await send(pilot, "Talk a lot")
+        assert capped.current.text and long.startswith(capped.current.text) and len(capped.current.text) <= 100
+        assert "max_answer_chars" in str(capped.query_one("#error-text").render())
+        stalled = await send(pilot, "Talk slowly")
+        assert stalled.current.text.startswith("Slow start")
+        assert "no complete answer within 2 s (answer_timeout" in str(stalled.query_one("#error-text").render())
