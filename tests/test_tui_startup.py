@@ -36,7 +36,8 @@ BROKEN_MESSAGE = ":3: field 'ui.colour': unknown field"
 
 def fake_config(fake_server, extra: str = "") -> Path:
     return write_config(f'default_backend = "fake"\n{extra}\n[backends.fake]\nbase_url = "{fake_server.base_url}"\n'
-                        f'model = "test-model"\nmax_retries = 2\nread_timeout = 5\nconnect_timeout = 2\n')
+                        f'model = "test-model"\nmax_retries = 2\nread_timeout = 5\nconnect_timeout = 2\n'
+                        'capable = true\n')  # trusted: no capability self-check
 
 
 def responder(answer: str):

@@ -25,6 +25,16 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
+# The palette's line for each regeneration strategy (diversity/strategies.py says how each one asks).
+STRATEGY_HELP = {
+    "temperature": "the same request again; sampling randomness does the rest",
+    "general-icr": "earlier answers stay in context, then \"Can you generate a different answer?\"",
+    "anchored-icr": "earlier answers in context, asked to differ the way this task category needs",
+    "general-system": "several answers in one call, asked to represent diverse values",
+    "anchored-system": "several answers in one call, told how this task category should vary",
+}
+
+
 class TaskdivApp(App):
     TITLE = "taskdiv-chat"
     CSS_PATH = "app.tcss"
@@ -226,9 +236,9 @@ class TaskdivApp(App):
         self.bell()
         with self.console.capture() as capture:
             self.console.print(Traceback(show_locals=False, width=None, suppress=[rich]))
-        report = capture.get()
-        for secret in self.settings.secret_values() if self.settings is not None else ():
-            report = report.replace(secret, "[redacted]")
+        from ..redact import redact
+
+        report = redact(capture.get(), self.settings.secret_values() if self.settings is not None else ())
         self._exit_renderables.append(Segments(self.console.render(Text.from_ansi(report), self.console.options)))
         self._close_messages_no_wait()
 
@@ -247,7 +257,8 @@ class TaskdivApp(App):
             chat.action_brainstorm)
         for strategy in STRATEGIES:
             mark = " (current)" if strategy == self.strategy else ""
-            yield SystemCommand(f"Strategy: {strategy}{mark}", "Use this strategy for regenerate and brainstorm",
+            yield SystemCommand(f"Strategy: {strategy}{mark}",
+                                f"Regenerate and brainstorm: {STRATEGY_HELP.get(strategy, strategy)}",
                                 lambda s=strategy: self.set_strategy(s))
         yield SystemCommand("Stop answer", "Stop the running answer (Esc)", chat.action_cancel)
         yield SystemCommand("Retry", "Retry the last failed answer (F5)", chat.action_retry)

@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+from ..paths import private_dir, write_private
+
 
 def title_for(text: str) -> str:
     line = " ".join(text.split())
@@ -63,13 +65,13 @@ def export(store, conversation_id: int, fmt: str, folder: Path) -> Path:
     """Write the conversation to folder/<title>-<id>.md|.json and return the path."""
     conv = store.load_conversation(conversation_id)
     slug = re.sub(r"[^\w-]+", "-", conv.title.lower()).strip("-")[:40] or "conversation"
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     if fmt == "json":
         path = folder / f"{slug}-{conversation_id}.json"
-        path.write_text(json.dumps(store.export_json(conversation_id), ensure_ascii=False, indent=1), encoding="utf-8")
+        write_private(path, json.dumps(store.export_json(conversation_id), ensure_ascii=False, indent=1))
     else:
         path = folder / f"{slug}-{conversation_id}.md"
-        path.write_text(store.export_markdown(conversation_id), encoding="utf-8")
+        write_private(path, store.export_markdown(conversation_id))
     return path
 
 
