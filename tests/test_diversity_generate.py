@@ -51,7 +51,7 @@ async def test_icr_feeds_each_new_answer_into_the_next_request(fake_server, back
     assert [a.text for a in answers] == ["story 2", "story 3"]
     last = fake_server.requests[-1]["messages"]
     assert [m["content"] for m in last if m["role"] == "assistant"] == ["story 1", "story 2"]
-    assert last[-1]["content"].startswith(taxonomy.GENERAL_REGEN_PROMPT + " " + G.regen_instruction)
+    assert last[-1]["content"].startswith(G.regen_instruction)
     assert {i for i, _ in streamed} == {0, 1} and "".join(d for i, d in streamed if i == 1) == "story 3"
     assert done == [0, 1]
     assert all(a.strategy == "anchored-icr" and a.trimmed == 0 for a in answers)
