@@ -60,7 +60,7 @@ def _table(rows: list[dict], field: str, strategies: list[str], fmt: str, with_i
 
     by_cell = _cells(ok, field)
     body = "".join(f"| {_label(c)} | " + " | ".join(cell(by_cell.get((c, s))) for s in strategies) + " |\n"
-                   for c in _letters(ok))
+                   for c in _letters(rows))  # a category whose sets all failed shows as "-"
     overall = _cells(ok, field, key=lambda r: r["strategy"])
     body += "| **all** | " + " | ".join(cell(overall.get(s)) for s in strategies) + " |\n"
     return head + body
