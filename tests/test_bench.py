@@ -178,3 +178,33 @@ def test_score_reads_our_bench_output_and_names_bad_lines(fake_server, tmp_path,
     bad.write_text('{"id": 1, "prompt": "x", "generations": "not a list"}\n', encoding="utf-8")
     assert main(["score", str(bad), "--out", str(tmp_path / "bad")]) == 2
     assert f"{bad}:1: 'generations' is a string but not a JSON list" in capsys.readouterr().err
+
+
+# --- a real server that interrupts overlapping requests ---------------------------------------------
+
+from test_llama_server import KEY, llama_server  # noqa: E402,F401  (the fixture: llama_cpp.server on loopback)
+
+
+@pytest.mark.slow
+def test_bench_on_llama_cpp_server_adapts_concurrency_and_scores_only_whole_answers(llama_server, tmp_path,
+                                                                                     monkeypatch):
+    """llama.cpp's server ends a stream with status 200 and [DONE] when another request arrives:
+    bench must see those answers as failed, lower its concurrency, retry, and score whole answers only."""
+    monkeypatch.setenv("LLAMA_SERVER_TEST_KEY", KEY)
+    path = Path(os.environ["TASKDIV_CONFIG"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'default_backend = "llama"\n[backends.llama]\nbase_url = "{llama_server}"\n'
+                    f'model = "smollm2-135m"\napi_key_env = "LLAMA_SERVER_TEST_KEY"\nread_timeout = 60\n',
+                    encoding="utf-8")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(PROMPTS + '{"id": "c1", "category": "C", "prompt": "Flip a coin."}\n', encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["bench", "--prompts", str(prompts), "--strategies", "temperature", "-n", "2", "--judge", "local",
+                 "--max-tokens", "12", "--concurrency", "3", "--retries", "3", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["prompt_id"] for r in rows} == {"b1", "g1", "c1"} and all(r["status"] == "ok" for r in rows)
+    assert all(a.strip() for r in rows for a in r["answers"])
+    assert all(f in ("stop", "length") for r in rows for f in r["finish_reasons"])
+    concurrency = json.loads((out / "run.json").read_text())["last_run"]["concurrency"]
+    assert concurrency["interrupted_streams"] >= 1 and concurrency["end"] < concurrency["start"] == 3
+    assert "the server interrupted" in (out / "report.md").read_text()
