@@ -28,6 +28,7 @@ from taskdiv_chat.diversity.judge import LocalJudge
 from taskdiv_chat.diversity.report import analyze
 
 BEFORE = "before"
+PROMPTS = {p.id: p.prompt for p in read_prompts(BUILTIN_PROMPTS)}
 
 
 class _Before:
@@ -67,7 +68,8 @@ def echoed(row: dict) -> list[bool]:
     request = strategies.regen_turn("anchored-icr", category, None, row["layout"] == BEFORE)
     if row["layout"] == BEFORE:
         request = f"{taxonomy.GENERAL_REGEN_PROMPT} {request}"
-    return [strategies.echoes_request(t, request, row["prompt"]) for t in row["answers"][1:]]
+    prompt = row.get("prompt") or PROMPTS[row["id"]]
+    return [strategies.echoes_request(t, request, prompt) for t in row["answers"][1:]]
 
 
 def summary(rows: list[dict], n: int) -> str:

@@ -172,6 +172,9 @@ def test_builtin_prompts_have_five_or_more_per_category():
 
     prompts = read_prompts(BUILTIN_PROMPTS)
     assert all(sum(p.category == c for p in prompts) >= 5 for c in LETTERS)
+    assert len(prompts) > 40
+    # room for variety: multi-method math and open design problems
+    assert sum(p.category == "D" for p in prompts) >= 10 and sum(p.category == "E" for p in prompts) >= 10
 
 
 def test_noveltybench_file_reads_with_mapped_categories():

@@ -140,33 +140,32 @@ async def run_score(settings: Settings, path: str | Path, out_dir: str | Path, *
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     judges = make_judges(settings, judge_method, judge_backends, None)
+    names = [j.describe() for j in judges]
     started = time.monotonic()
-    rows: list[dict] = []
+    progress = Progress(len(sets), stream)
     try:
         letters = await _classify([s for s in sets if s.category is None], settings)
-        if sets:
-            from ..embeddings import get_model
-
-            get_model()
-        progress = Progress(len(sets), stream)
-        for item in sets:
-            letter, source = (item.category, "given") if item.category else (letters[item.prompt], "classified")
-            scored = await score_set(item.prompt, taxonomy.get(letter), item.generations, judges)
-            rows.append({"id": item.id, "prompt_id": item.id, "prompt": item.prompt, "category": letter,
-                         "category_source": source, "strategy": item.label, "n": len(item.generations),
-                         "status": "ok", **scored})
-            progress.step(item.id)
+        categorized = [(item, *((item.category, "given") if item.category else (letters[item.prompt], "classified")))
+                       for item in sets]
+        rows = [await _score_one(item, letter, source, judges, progress) for item, letter, source in categorized]
     finally:
         await close_judges(judges)
     with (out / SCORES_FILE).open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     labels = list(dict.fromkeys(r["strategy"] for r in rows))
-    meta = {"source": str(path), "judges": [j.describe() for j in judges], "strategies": labels,
+    meta = {"source": str(path), "judges": names, "strategies": labels,
             "n": max((r["n"] for r in rows), default=0), "prompts": len({r["id"] for r in rows}),
             "last_run": {"seconds": round(time.monotonic() - started, 1), "sets": len(rows)}, "notes": []}
     (out / "score.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return write_report(rows, out, meta, title="taskdiv-chat score")
+
+
+async def _score_one(item: GenerationSet, letter: str, source: str, judges: list, progress: Progress) -> dict:
+    scored = await score_set(item.prompt, taxonomy.get(letter), item.generations, judges)
+    progress.step(item.id)
+    return {"id": item.id, "prompt_id": item.id, "prompt": item.prompt, "category": letter,
+            "category_source": source, "strategy": item.label, "n": len(item.generations), "status": "ok", **scored}
 
 
 async def _classify(sets: list[GenerationSet], settings: Settings) -> dict[str, str]:
