@@ -96,3 +96,16 @@ async def test_tight_context_window_trims_and_reports(fake_server):
     assert answers[0].trimmed > 0 and "left out" in answers[0].note
     sent = [m["content"] for m in fake_server.requests[0]["messages"] if m["role"] == "assistant"]
     assert sent == earlier[answers[0].trimmed:]
+
+
+async def test_the_backend_chooses_its_layout_and_the_embedded_one_uses_the_system_turn(fake_server, backend):
+    from taskdiv_chat.backends.local import LocalBackend
+
+    assert LocalBackend.regen_layout == "system"
+    backend.regen_layout = "system"
+    fake_server.responder = _numbered
+    await generate_variants(backend, "anchored-icr", history=[], prompt="Write a story.", earlier=["story 1"],
+                            category=G, n=1, additions=False)
+    assert fake_server.requests[0]["messages"] == [
+        {"role": "system", "content": G.regen_instruction}, {"role": "user", "content": "Write a story."},
+        {"role": "assistant", "content": "story 1"}, {"role": "user", "content": "Write a story."}]

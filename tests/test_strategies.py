@@ -219,3 +219,15 @@ def test_split_returns_fewer_when_the_reply_holds_fewer():
 
 def test_split_with_k_one_strips_a_lone_header():
     assert split_k("Response 1: Canberra.", 1) == ["Canberra."]
+
+
+def test_an_answer_that_talks_about_the_request_echoes_it():
+    from taskdiv_chat.diversity.strategies import echoes_request
+
+    request = G.regen_instruction
+    assert echoes_request("I'm happy to help with a new piece. I'll change its key creative elements.", request,
+                          "Write a haiku.")
+    assert not echoes_request("Neon hums at midnight / rain on the empty street / a cat crosses home", request,
+                              "Write a haiku.")
+    # words the prompt itself uses are not an echo
+    assert not echoes_request("A new piece of cake.", "Write a new piece.", "Describe a new piece of cake.")
