@@ -21,7 +21,7 @@ import json
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -63,16 +63,20 @@ class BenchPrompt:
     category: str | None  # a letter, "other", or None (classify it)
 
 
+def read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchInputError(f"{path}: cannot read: {exc}") from None
+
+
 def read_prompts(path: str | Path) -> list[BenchPrompt]:
     """Our JSONL ({"id", "prompt", "category": "A".."H"}) or NoveltyBench's ({"id", "prompt", "category": "Creativity"}).
 
     A plain text file (one prompt a line) works too. Lines starting with # are skipped.
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchInputError(f"{path}: cannot read: {exc}") from None
+    lines = read_lines(path)
     prompts: list[BenchPrompt] = []
     for number, line in enumerate(lines, 1):
         line = line.strip()
@@ -228,9 +232,10 @@ class AdaptiveLimit:
             self._changed.notify_all()
 
     def interrupted(self) -> None:
+        """Called once the interrupted set has left: `active` counts the sets that overlapped it."""
         self.interruptions += 1
-        if self.active > 1:
-            self.limit = max(1, min(self.limit, self.active) // 2)
+        if self.active >= 1:
+            self.limit = max(1, min(self.limit, self.active + 1) // 2)
 
 
 # --- the run -------------------------------------------------------------------------------

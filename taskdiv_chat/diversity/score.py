@@ -20,7 +20,7 @@ from typing import TextIO
 from .. import taxonomy
 from ..config import Settings
 from ..taxonomy import Category
-from .bench import BenchInputError, Progress, _category, latest
+from .bench import BenchInputError, Progress, _category, latest, read_lines
 
 SCORES_FILE = "scores.jsonl"
 
@@ -37,10 +37,7 @@ class GenerationSet:
 def read_generations(path: str | Path) -> list[GenerationSet]:
     """NoveltyBench generation files or our results.jsonl; bad lines are named, not skipped."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchInputError(f"{path}: cannot read: {exc}") from None
+    lines = read_lines(path)
     out: list[GenerationSet] = []
     ours: list[dict] = []
     for number, line in enumerate(lines, 1):
