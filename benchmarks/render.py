@@ -1,6 +1,6 @@
 """Streaming render cost: a 5,000-token Markdown answer from the loopback server.
 
-Runs the real app (headless, 100x30) against taskdiv_chat.fake_server twice:
+Runs the real app (headless, 100x30) against tests.support.fake_server twice:
 at a realistic 100 tokens/s and as one burst as fast as the server sends. For
 each it prints
   - lag: seconds from the server writing its last chunk to the answer being fully
@@ -32,7 +32,7 @@ from textual import events  # noqa: E402
 
 from taskdiv_chat import tokens  # noqa: E402
 from taskdiv_chat.config import BackendConfig, Settings  # noqa: E402
-from taskdiv_chat.fake_server import FakeOpenAIServer, Reply  # noqa: E402
+from tests.support.fake_server import FakeOpenAIServer, Reply  # noqa: E402
 
 
 def long_answer(target_tokens: int = 5000) -> str:

@@ -9,6 +9,7 @@ API keys are never in the file: a backend names the env var that holds its key.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import re
@@ -141,6 +142,11 @@ def cache_dir() -> Path:
 
 def user_themes_dir(path: Path | None = None) -> Path:
     return (path or config_path()).parent / "themes"
+
+
+def bundled_themes_dir() -> Path:
+    """The themes shipped inside the package (in a checkout, a link to the repository's themes/)."""
+    return Path(str(importlib.resources.files("taskdiv_chat") / "themes"))
 
 
 # --- loading -----------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def isolated_dirs(tmp_path, monkeypatch):
 @pytest.fixture
 def fake_server():
     """A scripted OpenAI-compatible server on loopback; set .responder per test."""
-    from taskdiv_chat.fake_server import FakeOpenAIServer
+    from tests.support.fake_server import FakeOpenAIServer
 
     server = FakeOpenAIServer().start()
     yield server

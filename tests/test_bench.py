@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from taskdiv_chat.cli import main
-from taskdiv_chat.fake_server import Reply
+from tests.support.fake_server import Reply
 
 PROMPTS = ('{"id": "b1", "category": "B", "prompt": "Name a country in Africa."}\n'
            '{"id": "g1", "category": "G", "prompt": "Write a one-line poem about tea."}\n')
@@ -182,7 +182,7 @@ def test_score_reads_our_bench_output_and_names_bad_lines(fake_server, tmp_path,
 
 # --- a real server that interrupts overlapping requests ---------------------------------------------
 
-from test_llama_server import KEY, llama_server  # noqa: E402,F401  (the fixture: llama_cpp.server on loopback)
+from tests.test_llama_server import KEY, llama_server  # noqa: E402,F401  (the fixture: llama_cpp.server on loopback)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from taskdiv_chat.classify import (
     parse_letter,
 )
 from taskdiv_chat.config import BackendConfig, ClassifyConfig, Settings
-from taskdiv_chat.fake_server import Reply
+from tests.support.fake_server import Reply
 
 
 @pytest.fixture(scope="module")

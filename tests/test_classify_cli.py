@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from taskdiv_chat.fake_server import Reply
+from tests import support
+from tests.support import fake_config
+from tests.support.fake_server import Reply
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +19,9 @@ def shared_cache(tmp_path_factory) -> str:
 
 
 def run_cli(*args: str, stdin: str | None = None, cache: str | None = None, timeout: float = 180):
-    env = {**os.environ, **({"TASKDIV_CACHE_DIR": cache} if cache else {})}
-    return subprocess.run([sys.executable, "-m", "taskdiv_chat", "classify", *args], input=stdin,
-                          capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def fake_config(server) -> None:
-    path = Path(os.environ["TASKDIV_CONFIG"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'default_backend = "fake"\n[backends.fake]\nbase_url = "{server.base_url}"\n'
-                    'model = "test-model"\nmax_retries = 0\n', encoding="utf-8")
+    """`taskdiv-chat classify ARGS...` in a child process."""
+    return support.run_cli("classify", *args, stdin=stdin, env={"TASKDIV_CACHE_DIR": cache} if cache else None,
+                           timeout=timeout)
 
 
 def test_one_prompt_prints_letter_name_confidence_and_method(shared_cache):

@@ -1,5 +1,6 @@
-"""The local classifier: loads offline and lazily, caches exemplar vectors, and holds its accuracy
-on the held-out set (tests/data/classify_heldout.jsonl, never used for training or tuning)."""
+"""The local classifier: loads offline and lazily, runs a head trained ahead of time (in sync with its
+training data), and holds its accuracy on the held-out set (tests/data/classify_heldout.jsonl, never used
+for training or tuning)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from taskdiv_chat import embeddings, taxonomy
+from taskdiv_chat import taxonomy
 from taskdiv_chat.classify import LocalClassifier, get_local_classifier
-from taskdiv_chat.classify.local import OTHER_BELOW, load_exemplars
+from taskdiv_chat.classify.head import Head, ngrams, tfidf
+from taskdiv_chat.classify.train import SETTINGS, Corpus, fit, load_labelled, real_prompts
 
 HELD_OUT = Path(__file__).parent / "data" / "classify_heldout.jsonl"
 CLASSES = [*taxonomy.LETTERS, taxonomy.OTHER]
@@ -40,28 +42,57 @@ def test_importing_the_classifier_loads_no_model_or_heavy_library():
     assert out.stdout.strip() == "[] False"
 
 
-def test_loads_offline_and_caches_the_exemplar_vectors(isolated_dirs, monkeypatch):
-    # Sockets beyond loopback are blocked for the whole test session (conftest) and HF_HUB_OFFLINE is set.
-    calls = []
-    real_embed = embeddings.embed
-    monkeypatch.setattr(embeddings, "embed", lambda texts: calls.append(len(texts)) or real_embed(texts))
+def test_loads_the_shipped_head_and_trains_nothing(monkeypatch):
+    import taskdiv_chat.classify.train as train
 
-    few = load_exemplars()[::8]  # every class, at a fraction of the embedding time
-    assert {label for _, label in few} == set(CLASSES)
-    first = LocalClassifier(few)
-    thread = first.warm_up()
-    assert first.warm_up() is thread  # one loader, however often it is asked
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("the classifier trained at run time"))
+    classifier = LocalClassifier()
+    thread = classifier.warm_up()
+    assert classifier.warm_up() is thread  # one loader, however often it is asked
     thread.join()
-    assert first.is_ready()
-    cached = list((isolated_dirs / "cache").glob("classify_exemplars-*.npy"))
-    assert len(cached) == 1
-    assert calls == [len(few)]
+    assert classifier.is_ready()
+    result = classifier.classify("Draw a card from a shuffled deck.")
+    assert (result.letter, result.method) == ("C", "local")
 
-    second = LocalClassifier(few)  # a new process would do the same: vectors come from the cache
-    second.warm_up().join()
-    assert calls == [len(few)]
-    text = "Draw a card from a shuffled deck."
-    assert first.classify(text) == second.classify(text)
+
+def test_shipped_head_is_in_sync_with_its_training_data():
+    """Retrain with `python -m taskdiv_chat.classify.train` when this fails (exemplars, real prompts,
+    request.py or the settings changed since the head was written)."""
+    corpus = Corpus.build(SETTINGS)
+    head = Head.load()
+    assert head.trained_on == corpus.fingerprint(SETTINGS)
+    assert head.other_below == SETTINGS.other_below and head.word_scale == SETTINGS.word_scale
+    assert sorted(head.classes) == sorted(CLASSES)
+
+
+def test_numpy_head_gives_what_the_trained_model_gives(tmp_path):
+    """The run-time head (numpy) reproduces scikit-learn's probabilities, also after a save and a load."""
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.linear_model import LogisticRegression
+
+    pairs = load_labelled()[::6]
+    texts, labels = [p for p, _ in pairs], [g for _, g in pairs]
+    vectors = np.random.default_rng(0).normal(size=(len(texts), 8))
+    settings = SETTINGS
+    head = fit(texts, labels, np.ones(len(texts)), vectors, settings)
+    head.save(tmp_path / "head.npz")
+    loaded = Head.load(tmp_path / "head.npz")
+    # scikit-learn's own prediction from the same features
+    words = np.zeros((len(texts), len(head.vocabulary)))
+    for row, text in enumerate(texts):
+        index, values = tfidf(ngrams(text), head.vocabulary, head.idf)
+        words[row, index] = values * settings.word_scale
+    model = LogisticRegression(C=settings.C, max_iter=5000).fit(hstack([csr_matrix(vectors), csr_matrix(words)]), labels)
+    expected = model.predict_proba(np.hstack([vectors, words]))
+    assert model.classes_.tolist() == head.classes
+    np.testing.assert_allclose(head.probabilities(texts, vectors), expected, atol=1e-6)
+    np.testing.assert_allclose(loaded.probabilities(texts, vectors), expected, atol=1e-4)
+
+
+def test_test_split_of_the_real_prompts_is_never_trained_on():
+    trained = {" ".join(p.lower().split()) for p, _ in [*load_labelled(), *real_prompts("train")]}
+    tested = {" ".join(p.lower().split()) for p, _ in real_prompts("test")}
+    assert len(tested) >= 200 and not trained & tested
 
 
 def test_held_out_accuracy_meets_the_target(classifier):
@@ -87,14 +118,14 @@ def test_empty_prompt_is_other_without_loading_anything():
 
 def test_no_likely_category_means_other():
     classes = ["A", "B", "C", "D", "other"]
-    unsure = LocalClassifier._decide(classes, np.array([OTHER_BELOW - 0.01, 0.27, 0.2, 0.14, 0.1]))
+    unsure = LocalClassifier._decide(classes, np.array([0.29, 0.27, 0.2, 0.14, 0.1]), 0.3)
     assert unsure.letter == "other" and "best A" in unsure.detail
-    sure = LocalClassifier._decide(classes, np.array([0.05, 0.8, 0.05, 0.05, 0.05]))
+    sure = LocalClassifier._decide(classes, np.array([0.05, 0.8, 0.05, 0.05, 0.05]), 0.3)
     assert (sure.letter, sure.confidence) == ("B", 0.8)
 
 
 def test_exemplars_cover_every_class_and_never_overlap_the_held_out_set():
-    exemplars = load_exemplars()
+    exemplars = load_labelled()
     counts = Counter(label for _, label in exemplars)
     assert set(counts) == set(CLASSES)
     assert min(counts.values()) >= 40, counts
@@ -109,4 +140,4 @@ def test_bad_exemplar_file_names_the_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "hi", "category": "other"}\n{"prompt": "x", "category": "Q"}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2: unknown category 'Q'"):
-        load_exemplars(path)
+        load_labelled(path)

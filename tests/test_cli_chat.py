@@ -3,32 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from taskdiv_chat.fake_server import Reply
-
-
-def run_cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120):
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "taskdiv_chat", *args], input=stdin, capture_output=True,
-                          text=True, env=full_env, timeout=timeout)
-
-
-def write_config(text: str) -> Path:
-    path = Path(os.environ["TASKDIV_CONFIG"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def fake_config(server, extra: str = "") -> Path:
-    return write_config(f'default_backend = "fake"\n[backends.fake]\nbase_url = "{server.base_url}"\n'
-                        f'model = "test-model"\nmax_retries = 0\n{extra}')
+from tests.support import fake_config, run_cli, write_config
+from tests.support.fake_server import Reply
 
 
 def test_ask_streams_answer_from_server(fake_server):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +14,7 @@ from taskdiv_chat.config import (
     config_path,
     load_settings,
 )
+from tests.support import write_config
 
 OLLAMA = '''\
 default_backend = "ollama"
@@ -31,16 +31,8 @@ api_key_env = "TEST_OPENAI_KEY"
 '''
 
 
-def write(text: str) -> Path:
-    """Write the config where the isolated TASKDIV_CONFIG points (conftest)."""
-    path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def error_of(text: str) -> str:
-    write(text)
+    write_config(text)
     with pytest.raises(ConfigError) as caught:
         load_settings()
     message = str(caught.value)
@@ -59,7 +51,7 @@ def test_defaults_without_a_file():
 
 
 def test_named_backends_and_picking_one():
-    write(OLLAMA)
+    write_config(OLLAMA)
     settings = load_settings()
     assert sorted(settings.backends) == ["local", "ollama", "openai"]  # the embedded one is always there
     assert settings.backend()[0] == "ollama"
@@ -70,7 +62,7 @@ def test_named_backends_and_picking_one():
 
 
 def test_example_config_is_valid():
-    write(EXAMPLE_CONFIG)
+    write_config(EXAMPLE_CONFIG)
     assert load_settings().default_backend == "local"
 
 
@@ -81,51 +73,51 @@ def test_explicit_path_wins(tmp_path):
 
 
 def test_bad_toml_names_file_and_line():
-    path = write('default_backend = "local"\n\n[ui]\ntheme = "paper\n')
+    path = write_config('default_backend = "local"\n\n[ui]\ntheme = "paper\n')
     message = error_of(path.read_text())
     assert message.startswith(f"{path}:4: invalid TOML")
 
 
 def test_unknown_field_names_file_line_and_field():
-    path = write(OLLAMA.replace('model = "llama3.1:8b"', 'modle = "llama3.1:8b"'))
+    path = write_config(OLLAMA.replace('model = "llama3.1:8b"', 'modle = "llama3.1:8b"'))
     assert error_of(path.read_text()) == f"{path}:5: field 'backends.ollama.modle': unknown field"
 
 
 def test_unknown_top_level_field():
-    path = write('default_backend = "local"\ncolour = "blue"\n')
+    path = write_config('default_backend = "local"\ncolour = "blue"\n')
     assert error_of(path.read_text()) == f"{path}:2: field 'colour': unknown field"
 
 
 def test_wrong_type_names_file_line_and_field():
-    path = write(OLLAMA.replace("context_window = 8192", 'context_window = "big"'))
+    path = write_config(OLLAMA.replace("context_window = 8192", 'context_window = "big"'))
     message = error_of(path.read_text())
     assert message.startswith(f"{path}:6: field 'backends.ollama.context_window': ")
     assert "integer" in message
 
 
 def test_out_of_range_value():
-    path = write('[regenerate]\nstrategy = "general-icr"\nbrainstorm_n = 1\n')
+    path = write_config('[regenerate]\nstrategy = "general-icr"\nbrainstorm_n = 1\n')
     message = error_of(path.read_text())
     assert message.startswith(f"{path}:3: field 'regenerate.brainstorm_n': ")
     assert "greater than or equal to 2" in message
 
 
 def test_openai_backend_without_base_url():
-    path = write('[backends.mine]\nmodel = "m"\n')
+    path = write_config('[backends.mine]\nmodel = "m"\n')
     message = error_of(path.read_text())
     assert message.startswith(f"{path}:1: field 'backends.mine': ")
     assert "needs base_url" in message
 
 
 def test_default_backend_that_does_not_exist():
-    path = write('# my config\ndefault_backend = "olama"\n[backends.ollama]\nbase_url = "http://localhost:11434/v1"\n')
+    path = write_config('# my config\ndefault_backend = "olama"\n[backends.ollama]\nbase_url = "http://localhost:11434/v1"\n')
     message = error_of(path.read_text())
     assert message.startswith(f"{path}:2: field 'default_backend': ")
     assert "'olama' is not one of ['local', 'ollama']" in message
 
 
 def test_missing_api_key_env_names_file_line_field_and_variable(monkeypatch):
-    path = write(OLLAMA)
+    path = write_config(OLLAMA)
     monkeypatch.delenv("TEST_OPENAI_KEY", raising=False)
     settings = load_settings()
     check_api_keys(settings, names=["ollama"])  # a backend without a key is fine
@@ -141,14 +133,14 @@ def test_missing_api_key_env_names_file_line_field_and_variable(monkeypatch):
 
 def test_api_key_is_never_part_of_the_settings(monkeypatch):
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-secret-value")
-    write(OLLAMA)
+    write_config(OLLAMA)
     settings = load_settings()
     assert "sk-secret-value" not in settings.model_dump_json()
     assert "sk-secret-value" not in repr(settings)
 
 
 def test_env_overrides_single_fields(monkeypatch):
-    write(OLLAMA)
+    write_config(OLLAMA)
     monkeypatch.setenv("TASKDIV_DEFAULT_BACKEND", "openai")
     monkeypatch.setenv("TASKDIV_BACKENDS__OLLAMA__MODEL", "qwen2.5:7b")
     monkeypatch.setenv("TASKDIV_BACKENDS__OLLAMA__CONTEXT_WINDOW", "16384")
@@ -164,7 +156,7 @@ def test_env_overrides_single_fields(monkeypatch):
 
 
 def test_env_override_of_a_numeric_looking_model_name_stays_a_string(monkeypatch):
-    write(OLLAMA)
+    write_config(OLLAMA)
     monkeypatch.setenv("TASKDIV_BACKENDS__OLLAMA__MODEL", "1234")
     assert load_settings().backends["ollama"].model == "1234"
 
@@ -177,7 +169,7 @@ def test_env_overrides_without_a_file(monkeypatch):
 
 
 def test_bad_env_value_names_the_variable(monkeypatch):
-    write(OLLAMA)
+    write_config(OLLAMA)
     monkeypatch.setenv("TASKDIV_BACKENDS__OLLAMA__CONTEXT_WINDOW", "lots")
     with pytest.raises(ConfigError) as caught:
         load_settings()
@@ -186,7 +178,7 @@ def test_bad_env_value_names_the_variable(monkeypatch):
 
 
 def test_env_default_backend_that_does_not_exist(monkeypatch):
-    write(OLLAMA)
+    write_config(OLLAMA)
     monkeypatch.setenv("TASKDIV_DEFAULT_BACKEND", "vllm")
     with pytest.raises(ConfigError, match="^environment variable TASKDIV_DEFAULT_BACKEND: field 'default_backend': "):
         load_settings()

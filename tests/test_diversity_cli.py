@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from taskdiv_chat.cli import main
-from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.store import Store
+from tests import support
+from tests.support.fake_server import Reply
 
 
 def run(argv: list[str]) -> int:
@@ -21,10 +21,7 @@ def run(argv: list[str]) -> int:
 @pytest.fixture
 def fake_config(fake_server):
     """The config file (isolated by conftest) makes the loopback server the default backend."""
-    path = Path(os.environ["TASKDIV_CONFIG"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'default_backend = "fake"\n[backends.fake]\nbase_url = "{fake_server.base_url}"\n'
-                    f'model = "test-model"\nmax_retries = 0\n', encoding="utf-8")
+    support.fake_config(fake_server)
     return fake_server
 
 

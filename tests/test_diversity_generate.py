@@ -9,7 +9,7 @@ from taskdiv_chat.backends.base import ServerError
 from taskdiv_chat.backends.openai import OpenAIBackend
 from taskdiv_chat.config import BackendConfig
 from taskdiv_chat.diversity.generate import generate_variants
-from taskdiv_chat.fake_server import Reply
+from tests.support.fake_server import Reply
 
 G, D = taxonomy.get("G"), taxonomy.get("D")
 

@@ -15,7 +15,7 @@ from taskdiv_chat.backends.openai import OpenAIBackend
 from taskdiv_chat.config import BackendConfig, Settings
 from taskdiv_chat.diversity.calibrate import read_pairs
 from taskdiv_chat.diversity.judge import LLMJudge, LocalJudge, make_judge, parse_yes_no, short_answer_rule
-from taskdiv_chat.fake_server import Reply
+from tests.support.fake_server import Reply
 
 PAIRS_FILE = Path(__file__).parent / "data" / "judge_pairs.jsonl"
 STORY_1 = "A lighthouse keeper rescued a drowning sailor during a storm and they became lifelong friends."

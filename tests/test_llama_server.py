@@ -4,7 +4,6 @@ OpenAI-compatible server (`python -m llama_cpp.server`) running the embedded mod
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ from taskdiv_chat.backends.base import AuthError, collect
 from taskdiv_chat.backends.local import model_path
 from taskdiv_chat.backends.openai import OpenAIBackend
 from taskdiv_chat.config import BackendConfig
+from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 
 KEY = "sk-llama-server-test"
 HELLO = [{"role": "user", "content": "Say hello to Ada."}]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible client against the real loopback server (taskdiv_chat.fake_server),
+"""The OpenAI-compatible client against the real loopback server (tests.support.fake_server),
 scripted per test: streaming, SSE quirks, every fault mode, retries, cancellation."""
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from taskdiv_chat.backends.base import (
 )
 from taskdiv_chat.backends.openai import _END, OpenAIBackend, _retry_after, _SSEDecoder
 from taskdiv_chat.config import BackendConfig
-from taskdiv_chat.fake_server import FakeOpenAIServer, Reply
+from tests.support import free_port
+from tests.support.fake_server import FakeOpenAIServer, Reply
 
 USER = [{"role": "user", "content": "Tell me about rain"}]
 
@@ -46,12 +47,6 @@ async def make_backend(fake_server):
     yield make
     for backend in made:
         await backend.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def collect_with_deltas(backend, messages=USER, **params):

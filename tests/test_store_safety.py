@@ -210,7 +210,7 @@ def test_no_api_key_or_header_is_stored_or_exported(tmp_path, monkeypatch, fake_
 
     from taskdiv_chat.backends.openai import OpenAIBackend
     from taskdiv_chat.config import BackendConfig
-    from taskdiv_chat.fake_server import Reply
+    from tests.support.fake_server import Reply
 
     key, header_secret = "sk-live-Q7zR9wMk2xT4pL8v", "hdr-Zq81Lm4Nw7Ty"
     monkeypatch.setenv("OPENAI_API_KEY", key)

@@ -1,6 +1,6 @@
 """Pilot tests of the chat app against the loopback OpenAI-compatible server.
 
-The server is real HTTP on 127.0.0.1 (taskdiv_chat.fake_server); the store is a
+The server is real HTTP on 127.0.0.1 (tests.support.fake_server); the store is a
 real SQLite file in the test's data dir. The fake backend is an openai-kind
 backend, so classification and judging go through the same server the way
 they go through a real one: `Script` answers those prompts like a model would.
@@ -8,74 +8,15 @@ they go through a real one: `Script` answers those prompts like a model would.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 
 from textual import events
 
 from taskdiv_chat import taxonomy
-from taskdiv_chat.config import Settings
-from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.store import Store
-from taskdiv_chat.tui.app import TaskdivApp
-from taskdiv_chat.tui.widgets.messages import AssistantMessage, UserMessage
-
-SIZE = (100, 30)
-
-
-class Script:
-    """A responder: classification -> a letter, judge -> YES/NO, chat -> the next scripted answer."""
-
-    def __init__(self, answers, letter: str = "G", same=False):
-        self.answers = list(answers)
-        self.letter = letter
-        self.same = same  # the judge's verdict: a bool, or a function of the two responses
-        self.chats: list[dict] = []  # chat request bodies, in order
-
-    def __call__(self, body: dict):
-        last = body["messages"][-1]["content"]
-        if last.startswith("Classify the user prompt"):
-            return Reply(self.letter)
-        if last.startswith("Decide whether two responses"):
-            a, b = re.findall(r"Response \d:\n<<<\n(.*?)\n>>>", last, re.S)
-            same = self.same(a, b) if callable(self.same) else self.same
-            return Reply("YES" if same else "NO")
-        self.chats.append(body)
-        reply = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        return Reply(reply) if isinstance(reply, str) else reply
-
-
-async def wait_for(pilot, condition, timeout: float = 15.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def make_app(settings: Settings, **kwargs) -> TaskdivApp:
-    return TaskdivApp(settings, warm_up=False, **kwargs)
-
-
-async def started(pilot) -> None:
-    app = pilot.app
-    await wait_for(pilot, lambda: app.store is not None and app.screen.backend is not None, what="start-up")
-    await pilot.pause()
-
-
-async def send(pilot, text: str) -> AssistantMessage:
-    screen = pilot.app.screen
-    before = len(screen.chat.query(AssistantMessage))
-    screen.prompt.area.focus()
-    screen.prompt.area.load_text(text)
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: len(screen.chat.query(AssistantMessage)) > before, what="answer widget")
-    answer = screen.last_answer()
-    await wait_for(pilot, lambda: not screen.answering and answer.variants and not answer.streaming,
-                   what="answer end")
-    return answer
+from taskdiv_chat.tui.widgets.messages import UserMessage
+from tests.support.fake_server import Reply
+from tests.support.pilot import SIZE, Script, make_app, send, started, wait_for
 
 
 def store_of(app) -> Store:

@@ -6,8 +6,7 @@ import pytest
 
 from taskdiv_chat.config import Settings
 from taskdiv_chat.tui.app import TaskdivApp
-
-from test_tui import send, started, wait_for
+from tests.support.pilot import send, started, wait_for
 
 pytestmark = pytest.mark.slow
 

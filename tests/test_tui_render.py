@@ -6,13 +6,12 @@ from textual.app import App, ComposeResult
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, MarkdownParagraph
 
-from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.tui import chat
 from taskdiv_chat.tui.chat import AnswerDone
 from taskdiv_chat.tui.widgets.answer_body import SEGMENT_CHARS, _top_blocks
 from taskdiv_chat.tui.widgets.markdown_fast import FastMarkdown, HighlightOnceFence, MarkdownSimpleListItem
-
-from test_tui import SIZE, Script, make_app, started, wait_for
+from tests.support.fake_server import Reply
+from tests.support.pilot import SIZE, Script, make_app, started, wait_for
 
 DOCUMENT = """\
 # Lists

@@ -6,19 +6,11 @@ Regenerate after an intended UI change with:
 
 from __future__ import annotations
 
+from tests.support.pilot import SIZE, Script, make_app, send, started, wait_for
 
-from taskdiv_chat.tui.app import TaskdivApp
-
-from test_tui import Script, send, started, wait_for
-
-SIZE = (100, 30)
 ANSWER = ("A lighthouse keeper finds a **message in a bottle**.\n\n"
           "- setting: a storm-battered island\n- tone: quiet, hopeful\n\n"
           "```python\nprint('the light turns')\n```\n")
-
-
-def app_for(settings) -> TaskdivApp:
-    return TaskdivApp(settings, warm_up=False)
 
 
 async def _classified(pilot, letter: str) -> None:
@@ -48,7 +40,7 @@ async def _ready(pilot) -> None:
 
 def test_empty_chat(snap_compare, fake_server, fake_backend_settings):
     fake_server.responder = Script(["unused"])
-    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=_ready)
+    assert snap_compare(make_app(fake_backend_settings), terminal_size=SIZE, run_before=_ready)
 
 
 def test_conversation_with_answer(snap_compare, fake_server, fake_backend_settings):
@@ -61,7 +53,7 @@ def test_conversation_with_answer(snap_compare, fake_server, fake_backend_settin
         _freeze_times(pilot)
         await pilot.pause(0.2)
 
-    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
 
 
 def test_help_screen(snap_compare, fake_server, fake_backend_settings):
@@ -72,7 +64,7 @@ def test_help_screen(snap_compare, fake_server, fake_backend_settings):
         await pilot.press("f1")
         await pilot.pause(0.2)
 
-    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
 
 
 def test_category_picker(snap_compare, fake_server, fake_backend_settings):
@@ -86,7 +78,7 @@ def test_category_picker(snap_compare, fake_server, fake_backend_settings):
         await pilot.press("ctrl+t")
         await pilot.pause(0.2)
 
-    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(fake_backend_settings), terminal_size=SIZE, run_before=run_before)
 
 
 STORIES = ["A dragon guards a castle in the mountains.", "A robot wakes up alone on Mars.",
@@ -114,15 +106,15 @@ def _regenerated_three_times(fake_server, press: str | None):
 
 
 def test_badge_after_three_regenerations(snap_compare, fake_server, fake_backend_settings):
-    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE,
+    assert snap_compare(make_app(fake_backend_settings), terminal_size=SIZE,
                         run_before=_regenerated_three_times(fake_server, None))
 
 
 def test_badge_detail(snap_compare, fake_server, fake_backend_settings):
-    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE,
+    assert snap_compare(make_app(fake_backend_settings), terminal_size=SIZE,
                         run_before=_regenerated_three_times(fake_server, "f3"))
 
 
 def test_homogenization_view(snap_compare, fake_server, fake_backend_settings):
-    assert snap_compare(app_for(fake_backend_settings), terminal_size=SIZE,
+    assert snap_compare(make_app(fake_backend_settings), terminal_size=SIZE,
                         run_before=_regenerated_three_times(fake_server, "f4"))

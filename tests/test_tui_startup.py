@@ -23,17 +23,16 @@ from pathlib import Path
 import pytest
 
 from taskdiv_chat.cli import chat_ui_args
-from taskdiv_chat.fake_server import Reply
 from taskdiv_chat.store import Store
 from taskdiv_chat.tui.app import TaskdivApp
 from taskdiv_chat.tui.boot import BootScreen
 from taskdiv_chat.tui.state import save_state, state_path
 from taskdiv_chat.tui.widgets.messages import AssistantMessage, UserMessage
 from taskdiv_chat.tui.widgets.prompt import PromptArea
-from test_cli_chat import write_config
-from test_tui import wait_for
+from tests.support import write_config
+from tests.support.fake_server import Reply
+from tests.support.pilot import SIZE, wait_for
 
-SIZE = (100, 30)
 BROKEN = '[ui]\ntheme = "x"\ncolour = "red"\n'
 BROKEN_MESSAGE = ":3: field 'ui.colour': unknown field"
 

@@ -138,13 +138,21 @@ def cmd_models(args) -> int:
 
 
 def cmd_locate(args) -> int:
-    from ..config import cache_dir, config_path, data_dir, user_themes_dir
+    from ..backends.base import BackendError
+    from ..backends.local import model_path
+    from ..config import bundled_themes_dir, cache_dir, config_path, data_dir, user_themes_dir
 
     path = config_path(args.config)
     print(f"config: {path}{'' if path.exists() else '  (not created: defaults in use)'}")
     print(f"themes: {user_themes_dir(path)}")
+    bundled = sorted(p.stem for p in bundled_themes_dir().glob("*.toml"))
+    print(f"bundled themes: {', '.join(bundled) or 'none (a broken install)'}  ({bundled_themes_dir()})")
     print(f"data:   {data_dir()}")
     print(f"cache:  {cache_dir()}")
+    try:
+        print(f"model:  {model_path()}")
+    except BackendError as exc:
+        print(f"model:  {exc}")
     return 0
 
 

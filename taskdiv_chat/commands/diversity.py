@@ -290,6 +290,7 @@ def bench(args) -> int:
     from ..backends.base import BackendError
     from ..config import data_dir
     from ..diversity.bench import BUILTIN_PROMPTS, BenchInputError, BenchSettings, read_prompts, run_bench
+    from ..diversity.bench_report import NO_CHART
 
     settings, name = settings_and_backend(args)
     source = Path(args.prompts) if args.prompts else BUILTIN_PROMPTS
@@ -312,7 +313,8 @@ def bench(args) -> int:
         return fail(f"{exc} (finished sets are kept in {out_dir}; rerun to resume)")
     except ValueError as exc:  # BenchInputError too
         return fail(str(exc), 2)
-    print(f"report: {report}\nchart: {report.parent / 'chart.png'}")
+    chart = report.parent / "chart.png"
+    print(f"report: {report}\nchart: {chart if chart.exists() else NO_CHART}")
     if failed:
         return fail(f"{failed} sets failed after their retries and were not scored (see {report}); rerun to retry")
     return 0

@@ -195,10 +195,10 @@ def write_report(rows: list[dict], out: Path, meta: dict, title: str = "taskdiv-
     lines += ["## Quality and diversity per strategy (the paper's Figure 3)", "", _qd_table(view, n)]
     if ok:
         chart = write_chart(ok, out / "chart.png", strategies, n)
-        lines += ["## Charts", "", f"![mean unique answers]({chart.name})", ""]
+        lines += ["## Charts", "", f"![mean unique answers]({chart.name})" if chart else f"_{NO_CHART}_", ""]
         if has_quality:
             scatter = write_scatter(view, out / "quality_diversity.png", n)
-            lines += [f"![quality against diversity]({scatter.name})", ""]
+            lines += [f"![quality against diversity]({scatter.name})" if scatter else "", ""]
         else:
             lines += ["(no quality scores: run with --quality for the quality-diversity chart)", ""]
     path = out / "report.md"
@@ -206,17 +206,27 @@ def write_report(rows: list[dict], out: Path, meta: dict, title: str = "taskdiv-
     return path
 
 
-def _pyplot():
-    import matplotlib  # imported here: charts are an optional part of a run
+NO_CHART = "no chart: matplotlib is not installed (pip install 'taskdiv-chat[bench]')"
 
+
+def _pyplot():
+    """matplotlib's pyplot, or None when the `bench` extra is not installed."""
+    try:
+        import matplotlib  # imported here: charts are an optional part of a run
+    except ImportError:
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def write_chart(rows: list[dict], path: Path, strategies: list[str], n: int) -> Path:
+def write_chart(rows: list[dict], path: Path, strategies: list[str], n: int) -> Path | None:
+    """The bar chart of mean unique answers; None when matplotlib is missing."""
     plt = _pyplot()
+    if plt is None:
+        path.unlink(missing_ok=True)  # a chart of an earlier run would not match this report
+        return None
     means = aggregate(rows, "unique")
     letters = _letters(rows)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(letters) + 2), 4), dpi=110)
@@ -236,9 +246,12 @@ def write_chart(rows: list[dict], path: Path, strategies: list[str], n: int) -> 
     return path
 
 
-def write_scatter(view: dict, path: Path, n: int) -> Path:
+def write_scatter(view: dict, path: Path, n: int) -> Path | None:
     """Checklist quality (x) against functional and vocabulary diversity (y), one point per strategy."""
     plt = _pyplot()
+    if plt is None:
+        path.unlink(missing_ok=True)
+        return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     panels = (("unique", f"mean functionally unique answers (of {n})"), ("vocabulary_diversity", "vocabulary diversity"))
     for ax, (field, label) in zip(axes, panels):

@@ -17,6 +17,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
+from ..sanitize import for_display
 from . import bindings
 from .state import initial_theme, load_state, remembered_theme, save_state
 
@@ -179,6 +180,40 @@ class TaskdivApp(App):
     async def on_unmount(self) -> None:
         if self.store is not None and self._owns_store:
             self.store.close()
+
+    # --- what reaches the terminal, and what comes from it ---------------------------------------
+
+    def get_driver_class(self):
+        """On Linux and macOS, a driver whose pastes cannot turn into key presses (tui/terminal.py)."""
+        driver_class = super().get_driver_class()
+        if f"{driver_class.__module__}.{driver_class.__qualname__}" == "textual.drivers.linux_driver.LinuxDriver":
+            from .terminal import SafeLinuxDriver
+
+            return SafeLinuxDriver
+        return driver_class
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Plain text by default, made safe to show: notifications quote servers, files and exceptions."""
+        super().notify(for_display(message), title=for_display(title), severity=severity, timeout=timeout,
+                       markup=markup)
+
+    def _fatal_error(self) -> None:
+        """Textual's crash report without local variables (the HTTP client's hold the API key) and with
+        every configured secret masked in what is left (an exception message may quote a header)."""
+        import rich
+        from rich.segment import Segments
+        from rich.text import Text
+        from rich.traceback import Traceback
+
+        self.bell()
+        with self.console.capture() as capture:
+            self.console.print(Traceback(show_locals=False, width=None, suppress=[rich]))
+        report = capture.get()
+        for secret in self.settings.secret_values() if self.settings is not None else ():
+            report = report.replace(secret, "[redacted]")
+        self._exit_renderables.append(Segments(self.console.render(Text.from_ansi(report), self.console.options)))
+        self._close_messages_no_wait()
 
     # --- palette ---------------------------------------------------------------------------
 

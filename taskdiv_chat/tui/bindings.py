@@ -49,7 +49,8 @@ APP = [
 ]
 
 # The message input. Enter sends; the newline keys work in every terminal
-# (shift+enter only reaches apps in terminals with the kitty keyboard protocol).
+# (shift+enter only reaches apps in terminals with the kitty keyboard protocol; alt+enter arrives as ESC CR
+# from tmux, xterm and VTE, which tui/terminal.py reads as alt+enter; ctrl+j is LF everywhere).
 PROMPT = [
     Binding("enter", "send", "Send", id="send", priority=True, tooltip="Send the message"),
     Binding("ctrl+j,alt+enter,shift+enter", "newline", "Newline", id="newline", show=False,

@@ -20,6 +20,7 @@ from textual.worker import get_current_worker
 
 from .. import config, taxonomy
 from ..config import data_dir
+from ..sanitize import for_display
 from . import bindings, services
 from .state import load_state, save_state
 from .widgets.messages import (AssistantMessage, Badge, CategoryChip, ChatLog, Notice, UserMessage, VariantView,
@@ -44,13 +45,60 @@ DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
 RESERVE_TOKENS = 256  # room kept for the answer when checking the context window
 
 
+class StreamFlusher:
+    """Streamed text on its way to an answer's body: batched (one write per interval), held back while it
+    arrives as a burst, and let out by `tick` when the stream stalls with text still held."""
+
+    def __init__(self, body) -> None:
+        self.body = body
+        self.pending: list[str] = []
+        self.pending_chars = 0
+        self.held_since = 0.0  # when the first pending chunk arrived
+        self.last_flush = time.monotonic()
+        self.interval = FLUSH_EVERY
+        self.ui_cpu = time.thread_time()  # the UI thread's CPU time: how busy rendering keeps it
+        self._lock = asyncio.Lock()  # one write at a time: the stream's and the ticker's
+
+    def add(self, text: str) -> None:
+        if not self.pending:
+            self.held_since = time.monotonic()
+        self.pending.append(text)
+        self.pending_chars += len(text)
+
+    async def maybe_flush(self) -> None:
+        now = time.monotonic()
+        held = now - self.held_since
+        # judged once text has been held for a flush interval (the rate of a few chunks means nothing)
+        bursting = held < BURST_HOLD and (held < self.interval or self.pending_chars > BURST_RATE * held)
+        if self.pending and now - self.last_flush >= self.interval and not bursting:
+            busy = (time.thread_time() - self.ui_cpu) / (now - self.last_flush)
+            self.interval = (min(FLUSH_MAX, self.interval * 1.5) if busy > BUSY_SHARE
+                             else max(FLUSH_EVERY, self.interval / 1.5))
+            self.last_flush, self.ui_cpu = now, time.thread_time()
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if self.pending:
+                batch = "".join(self.pending)
+                self.pending.clear()
+                self.pending_chars = 0
+                await self.body.write(batch)
+
+    async def tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.maybe_flush()
+
+
 def variant_view(variant) -> VariantView:
     """The store's Variant as the answer widget shows it."""
     usage = variant.usage or {}
     timings = variant.timings or {}
+    finish_reason = {"done": None, "streaming": "streaming"}.get(variant.status, variant.finish_reason or "cancelled")
     return VariantView(id=variant.id, text=variant.text, backend=variant.backend or "", model=variant.model or "",
                        tokens=usage.get("completion_tokens"), seconds=timings.get("total_s"),
-                       finish_reason=None if variant.status == "done" else variant.finish_reason,
+                       finish_reason=finish_reason,
                        error=variant.error, strategy=variant.strategy)
 
 
@@ -127,7 +175,7 @@ class ChatScreen(Screen):
         try:
             self.app.open_store()
         except StoreError as exc:  # a damaged or newer database: say so, touch nothing
-            self.app.exit(return_code=2, message=f"taskdiv-chat: {exc}")
+            self.app.exit(return_code=2, message=for_display(f"taskdiv-chat: {exc}"))
             return
         if self.app.warm_up:
             self.warm_up()
@@ -162,7 +210,7 @@ class ChatScreen(Screen):
         self.sidebar.current_id = self.conversation_id
         if conv:
             save_state(last_conversation=conv.id)
-        self.sub_title = conv.title if conv else "new chat"
+        self.sub_title = for_display(conv.title) if conv else "new chat"
         await self.chat.remove_children()
         widgets = []
         if conv is None or not conv.turns:
@@ -260,11 +308,13 @@ class ChatScreen(Screen):
                                f"context window of {self.app.backend_name} (it stays in the input). "
                                f"Shorten it or use a backend with a larger context_window.")
             return
+        self._forget_sent_draft()
         if self.conversation_id is None:
+            store.save_draft(None, "")  # the new chat's draft was this message: ctrl+n must not bring it back
             self.conversation_id = store.create_conversation(services.title_for(text))
             self.sidebar.current_id = self.conversation_id
             save_state(last_conversation=self.conversation_id)
-            self.sub_title = services.title_for(text)
+            self.sub_title = for_display(services.title_for(text))
         turn_id = store.add_user_turn(self.conversation_id, text, parent)
         self.prompt.clear()
         self.prompt.area.remember(text)
@@ -283,7 +333,7 @@ class ChatScreen(Screen):
         self.run_answer(answer, kept, strategy="first")
 
     async def _notice(self, text: str) -> None:
-        await self.chat.mount(Notice(Content(text)))
+        await self.chat.mount(Notice(Content(for_display(text))))
         self.chat.scroll_end(animate=False)
 
     # --- streaming ---------------------------------------------------------------------------
@@ -304,41 +354,29 @@ class ChatScreen(Screen):
             answer.badge.show_text("…", "pending")
         body = answer.body
         parts: list[str] = []
-        pending: list[str] = []
-        pending_chars, held_since = 0, 0.0  # size of `pending` and when its first chunk arrived
+        flusher = StreamFlusher(body)
+        ticker = asyncio.create_task(flusher.tick())  # lets held text out while the stream stalls
         started = time.monotonic()
         first_token = None
-        last_flush = started
         finish, usage, error = None, None, None
         count = 0
-        interval, ui_cpu = FLUSH_EVERY, time.thread_time()  # the UI thread's CPU time: how busy rendering keeps it
         self.status.set_activity(f"answering ({strategy})…")
         try:
             async for chunk in backend.stream(messages):
+                if (wait := getattr(chunk, "wait", None)) is not None:  # the client sleeps before a retry
+                    self.status.set_activity(for_display(wait.describe()))
+                    self.app.notify(wait.describe(), title="Waiting to retry", timeout=max(3.0, wait.seconds))
                 if chunk.text:
                     if first_token is None:
                         first_token = time.monotonic() - started
+                        self.status.set_activity(f"answering ({strategy})…")
                     parts.append(chunk.text)
-                    if not pending:
-                        held_since = time.monotonic()
-                    pending.append(chunk.text)
-                    pending_chars += len(chunk.text)
+                    flusher.add(chunk.text)
                     writer.append(chunk.text)
                 finish = chunk.finish_reason or finish
                 usage = chunk.usage or usage
                 count += 1
-                now = time.monotonic()
-                held = now - held_since
-                # judged once text has been held for a flush interval (the rate of a few chunks means nothing)
-                bursting = held < BURST_HOLD and (held < interval or pending_chars > BURST_RATE * held)
-                if pending and now - last_flush >= interval and not bursting:
-                    busy = (time.thread_time() - ui_cpu) / (now - last_flush)
-                    interval = min(FLUSH_MAX, interval * 1.5) if busy > BUSY_SHARE else max(FLUSH_EVERY, interval / 1.5)
-                    last_flush, ui_cpu = now, time.thread_time()
-                    batch = "".join(pending)
-                    pending.clear()
-                    pending_chars = 0
-                    await body.write(batch)
+                await flusher.maybe_flush()
                 if count % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # keys and scrolling stay live during a burst
         except asyncio.CancelledError:
@@ -350,6 +388,7 @@ class ChatScreen(Screen):
                 parts.append(exc.partial)
                 writer.append(exc.partial)  # stored too, not only shown
         finally:
+            ticker.cancel()
             text = "".join(parts)
             total = time.monotonic() - started
             usage_dict = ({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
@@ -363,14 +402,14 @@ class ChatScreen(Screen):
             answer.streaming = False
             self.answering = False
             self.status.set_activity("")
-            if pending and body.written:
-                await body.write("".join(pending))
+            answer.refresh_footer()  # the final figures, before the (maybe long) last render
+            self.update_context()  # here, not after: a stopped answer counts too
+            if body.written:
+                await flusher.flush()
             # one full parse of the whole answer: fixes half-open fences; an answer not streamed at all
             # (one burst) is rendered by that parse alone
             await body.finish(text)
-            answer.refresh_footer()
             self.post_message(AnswerDone(answer, view))
-        self.update_context()
         if analyze and not error:
             self.measure(answer)
 
@@ -556,9 +595,9 @@ class ChatScreen(Screen):
             user.chip.set_category(turn.user.letter or taxonomy.OTHER, turn.user.override is not None)
             found = turn.user.category or {}
             how = ", ".join(str(x) for x in (found.get("method"), found.get("detail")) if x)
-            user.chip.tooltip = (f"category {user.chip.letter}" + (" (set by you)" if turn.user.override else "")
-                                 + (f"; classifier: {found.get('letter')} {how}" if found else "")
-                                 + " · click or ctrl+t to change")
+            user.chip.tooltip = Content(for_display(  # the detail holds the classifier model's own words
+                f"category {user.chip.letter}" + (" (set by you)" if turn.user.override else "")
+                + (f"; classifier: {found.get('letter')} {how}" if found else "") + " · click or ctrl+t to change"))
 
     async def _category_of(self, turn) -> str:
         """The letter regenerate uses: the override, else the classifier's (waited for if still running)."""
@@ -722,7 +761,8 @@ class ChatScreen(Screen):
         self._copy(event.widget, event.code)
 
     def _copy(self, answer: AssistantMessage, code: bool) -> None:
-        text = answer.current.text if answer.current else ""
+        # what is shown is what is copied: escape sequences pasted into a shell are as dangerous as printed
+        text = for_display(answer.current.text) if answer.current else ""
         if not code:
             self._to_clipboard(text, "answer")
             return
@@ -819,7 +859,7 @@ class ChatScreen(Screen):
                 return
             self.app.store.rename(conversation_id, title)
             if conversation_id == self.conversation_id:
-                self.sub_title = title
+                self.sub_title = for_display(title)
             self.refresh_sidebar()
 
         self.app.push_screen(TextPrompt("Rename conversation", current), renamed)
@@ -865,6 +905,12 @@ class ChatScreen(Screen):
         if self._draft_timer is not None:
             self._draft_timer.stop()
         self._draft_timer = self.set_timer(DRAFT_DELAY, self._save_draft_now)
+
+    def _forget_sent_draft(self) -> None:
+        """A draft save still pending for the text being sent would store it again: drop it."""
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+            self._draft_timer = None
 
     def _save_draft_now(self) -> None:
         store = self.app.store

@@ -1,4 +1,4 @@
-"""Themes: TOML files in the repo's themes/ folder and in the user's config dir, as Textual themes.
+"""Themes: TOML files shipped with the package (from the repo's themes/) and in the user's config dir.
 
 A theme file holds the fields of textual.theme.Theme (name, primary, ..., dark,
 [variables]). A broken file is reported and skipped; it never stops the app.
@@ -12,15 +12,14 @@ from pathlib import Path
 
 from textual.theme import Theme
 
-from ..config import user_themes_dir
+from ..config import bundled_themes_dir, user_themes_dir
 
-BUNDLED_THEMES_DIR = Path(__file__).resolve().parents[2] / "themes"
 _FIELDS = {f.name for f in fields(Theme)}
 
 
 def theme_dirs() -> list[Path]:
     """Bundled first, so a user's theme of the same name wins."""
-    return [BUNDLED_THEMES_DIR, user_themes_dir()]
+    return [bundled_themes_dir(), user_themes_dir()]
 
 
 def load_theme_file(path: Path) -> Theme:

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ... import taxonomy
+from ...sanitize import for_display
 from .. import bindings
 
 _CLOSE = [Binding("escape", "dismiss_none", "Close", id="close_dialog", show=False)]
@@ -107,8 +108,8 @@ class TextPrompt(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.title_text, classes="title")
-            yield Input(self.value, id="value")
+            yield Label(Content(self.title_text), classes="title")
+            yield Input(for_display(self.value), id="value")
             yield Static("Enter saves · Esc cancels", classes="hint")
 
     @on(Input.Submitted)
@@ -131,7 +132,7 @@ class ChoiceList(_Dialog):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.title_text, classes="title")
-            yield OptionList(*[Option(Content(c), id=str(i)) for i, c in enumerate(self.choices)])
+            yield OptionList(*[Option(Content(for_display(c)), id=str(i)) for i, c in enumerate(self.choices)])
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
@@ -155,4 +156,4 @@ class TextViewer(_Dialog):
         with Vertical():
             yield Label(self.title_text, classes="title")
             with VerticalScroll():
-                yield Static(Content(self.text))
+                yield Static(Content(for_display(self.text)))

@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
 from ... import taxonomy
+from ...sanitize import for_display
 from .. import services
 from .dialogs import dialog_css
 
@@ -28,8 +29,13 @@ def _category_line(report) -> str:
     return f"{name}: {wants}"
 
 
+def _shown(text: str) -> Content:
+    """Plain text for the screen: answers, reasons and verdicts are a model's words."""
+    return Content(for_display(text))
+
+
 def _preview(text: str, width: int = 60) -> str:
-    line = " ".join(text.split())
+    line = " ".join(for_display(text).split())
     return line[:width] + ("…" if len(line) > width else "")
 
 
@@ -60,8 +66,8 @@ class DetailScreen(ModalScreen):
         with Vertical():
             yield Label(f"Diversity of {report.n} answers  ·  {_category_line(report)}", classes="title")
             with VerticalScroll():
-                yield Static(Content(f"{services.badge_label(report)} — {report.reason}"), classes=report.status)
-                yield Static(Content(f"judge: {report.judge or '?'}"))
+                yield Static(_shown(f"{services.badge_label(report)} — {report.reason}"), classes=report.status)
+                yield Static(_shown(f"judge: {report.judge or '?'}"))
                 yield Static("Functional groups (answers a user would find redundant)", classes="section")
                 for k, group in enumerate(report.groups):
                     members = ", ".join(str(i + 1) for i in group)
@@ -76,16 +82,16 @@ class DetailScreen(ModalScreen):
                 if any(report.final_answers):
                     finals = ", ".join(f"{i + 1}: {f or '?'}" for i, f in enumerate(report.final_answers))
                     agree = {True: "agree", False: "DIFFER", None: "unchecked"}[report.answers_agree]
-                    yield Static(Content(f"final answers ({agree}): {finals}"))
+                    yield Static(_shown(f"final answers ({agree}): {finals}"))
                 yield Static("Pairwise: = equivalent / ≠ different, with embedding similarity", classes="section")
                 yield DataTable(id="pairwise", cursor_type="cell", zebra_stripes=True)
                 if report.reasons:
                     yield Static("Why", classes="section")
                     for pair, why in report.reasons.items():
                         i, j = (int(x) + 1 for x in pair.split(","))
-                        yield Static(Content(f"{i} vs {j}: {why}"))
+                        yield Static(_shown(f"{i} vs {j}: {why}"))
                 yield Static("Generic metrics (word and embedding distance; blind to the task)", classes="section")
-                yield Static(Content(self._generic_text()))
+                yield Static(_shown(self._generic_text()))
             yield Static("Esc closes · F4 the variants side by side", classes="hint")
 
     def _generic_text(self) -> str:
@@ -144,7 +150,7 @@ class HomogenizationScreen(ModalScreen):
             title = f"Variants of: {_preview(turn.user.text, 70)}" if turn else "No turn yet"
             yield Label(Content(title), classes="title")
             if report is not None:
-                yield Static(Content(f"{services.badge_label(report)} — {report.reason}"))
+                yield Static(_shown(f"{services.badge_label(report)} — {report.reason}"))
             elif len(variants) > 1:
                 yield Static("not measured yet (the badge is still working, or regenerate once more)")
             with Horizontal(id="columns"):
@@ -156,7 +162,7 @@ class HomogenizationScreen(ModalScreen):
                         head = Static(Content(label), classes="column-head")
                         head.styles.background = colour
                         yield head
-                        yield Static(Content(variant.text))
+                        yield Static(_shown(variant.text))
             yield Static("Regeneration in this conversation: how often a regenerated answer was functionally new",
                          classes="title")
             yield DataTable(id="novelty", cursor_type="row", zebra_stripes=True)

@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock
 
+from ...sanitize import for_display
 from .markdown_fast import FastMarkdown
 
 _REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:", re.M)
@@ -35,6 +36,8 @@ class AnswerBody(Vertical):
     laid out again per write. When the answer ends, the whole text is parsed once
     more and compared with what was streamed; if any block differs (a half-open
     fence, a reference link defined later) the body is rebuilt with one full update.
+
+    Every text is shown through sanitize.for_display: an answer is a server's bytes.
     """
 
     DEFAULT_CSS = """
@@ -51,7 +54,7 @@ class AnswerBody(Vertical):
         self.written = False  # whether any text was streamed since begin()
 
     def compose(self) -> ComposeResult:
-        yield FastMarkdown(self._initial, open_links=False)
+        yield FastMarkdown(for_display(self._initial), open_links=False)
 
     @property
     def segments(self) -> list[Markdown]:
@@ -61,7 +64,7 @@ class AnswerBody(Vertical):
         """Show `text` in one Markdown widget (no stream)."""
         await self.stop()
         await self.remove_children()
-        await self.mount(FastMarkdown(text, open_links=False))
+        await self.mount(FastMarkdown(for_display(text), open_links=False))
 
     async def begin(self) -> None:
         await self.reset("")
@@ -74,6 +77,7 @@ class AnswerBody(Vertical):
         """Append streamed text (callers batch it: one write per ~80 ms, not per token)."""
         if self._stream is None:
             return
+        text = for_display(text)  # a sequence split across two writes loses its head here, its tail shows
         self.written = True
         if len(self._segment_text) + len(text) > SEGMENT_CHARS:
             combined = self._segment_text + text
@@ -110,6 +114,7 @@ class AnswerBody(Vertical):
         If nothing was streamed (the answer came in one burst), `text` is parsed once into the
         empty segment: that is the full parse itself, so there is nothing to compare.
         """
+        text = for_display(text)
         if self._stream is not None and not self.written:
             await self.stop()
             await self.segments[-1].append(text)  # awaited until every block is mounted

@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Button, Static
 
 from ... import taxonomy
+from ...sanitize import for_display
 from .. import bindings
 
 _FENCE = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
@@ -34,7 +35,7 @@ class VariantView:
     model: str = ""
     tokens: int | None = None
     seconds: float | None = None
-    finish_reason: str | None = None  # stop | length | cancelled | error
+    finish_reason: str | None = None  # None when whole; length | cancelled | error | crash | streaming | ...
     error: str | None = None
     strategy: str | None = None
 
@@ -44,6 +45,18 @@ def model_label(backend: str, model: str, is_local: bool) -> str:
     if is_local:
         return f"{backend} · {model.replace('-Instruct', '')} (demo quality)"
     return f"{backend} · {model}" if model else backend
+
+
+# Why an answer is not whole, by the store's finish reason (any other reason but stop and error is shown as is).
+_CUTOFF = {"cancelled": "✂ cut off", "length": "✂ cut off (length limit)",
+           "crash": "✂ cut off (the app stopped while it was answering)",
+           "streaming": "… still being written by another taskdiv-chat"}
+
+
+def cutoff_label(finish_reason: str | None) -> str:
+    if finish_reason in (None, "stop", "error"):  # an error has its own box
+        return ""
+    return _CUTOFF.get(finish_reason, f"✂ cut off ({finish_reason})")
 
 
 class CategoryChip(Static):
@@ -119,7 +132,7 @@ class UserMessage(Vertical):
         with Horizontal(id="user-head"):
             yield CategoryChip(self.turn_id, self._letter, self._overridden)
             yield Static("you", classes="role")
-        yield Static(Content(_preview(self.text)), id="user-text")
+        yield Static(Content(for_display(_preview(self.text))), id="user-text")
 
     @property
     def chip(self) -> CategoryChip:
@@ -158,7 +171,7 @@ class Badge(Static):
 
     def show_text(self, text: str, status: str = "pending") -> None:
         self.display = True
-        self.update(Content(text))
+        self.update(Content(for_display(text)))
         for name in ("good", "warn", "bad", "pending"):
             self.set_class(name == status, f"-{name}")
 
@@ -295,17 +308,14 @@ class AssistantMessage(Vertical, can_focus=True):
             if self.streaming:
                 parts.append("…")
             meta = " · ".join(parts)
-            if variant.finish_reason == "cancelled":
-                cutoff = "✂ cut off"
-            elif variant.finish_reason == "length":
-                cutoff = "✂ cut off (length limit)"
+            cutoff = cutoff_label(variant.finish_reason)
             error = variant.error
-        self.query_one("#meta", Static).update(Content(meta))
+        self.query_one("#meta", Static).update(Content(for_display(meta)))
         self.query_one("#cutoff", Static).update(cutoff)
         box = self.query_one("#error-box")
         box.set_class(bool(error), "-shown")
         if error:
-            self.query_one("#error-text", Static).update(Content(f"⚠ {error}"))
+            self.query_one("#error-text", Static).update(Content(for_display(f"⚠ {error}")))
         self.query_one(VariantNav).set_position(self.index, len(self.variants))
 
     # --- actions -----------------------------------------------------------------------------

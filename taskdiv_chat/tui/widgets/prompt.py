@@ -72,7 +72,7 @@ class PromptArea(TextArea):
             self.load_text(self._unsent)
         else:
             self._history_pos = pos
-            self.load_text(self.sent_history[pos])
+            self.load_text(clean_text(self.sent_history[pos]))  # stored text: it may hold escape sequences
         self.move_cursor(self.document.end if step > 0 else (0, 0))
 
     def remember(self, text: str) -> None:

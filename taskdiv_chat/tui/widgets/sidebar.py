@@ -11,6 +11,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, Input, Label, ListItem, ListView
 
+from ...sanitize import for_display
 from .. import bindings
 
 
@@ -30,7 +31,7 @@ class ConversationItem(ListItem):
         self.detail = detail
 
     def compose(self) -> ComposeResult:
-        yield Label(Content(self.title_text), classes="title")
+        yield Label(Content(for_display(self.title_text)), classes="title")
         yield Label(self.detail, classes="detail")
 
 
@@ -92,10 +93,11 @@ class Sidebar(Vertical):
         seen: dict[int, object] = {}
         for hit in hits:
             seen.setdefault(hit.conversation_id, hit)
-        self.query_one("#list-label", Label).update(f"{len(seen)} match(es) for {query!r}")
+        self.query_one("#list-label", Label).update(Content(f"{len(seen)} match(es) for {for_display(query)!r}"))
         items = []
         for hit in seen.values():
-            snippet = Content.assemble(*[(text, "bold $accent" if marked else "") for text, marked in hit.parts()])
+            snippet = Content.assemble(*[(for_display(text), "bold $accent" if marked else "")
+                                         for text, marked in hit.parts()])
             items.append(ConversationItem(hit.conversation_id, hit.conversation_title, "", hit.conversation_id == self.current_id))
             items[-1].detail = snippet
         self._fill(items)

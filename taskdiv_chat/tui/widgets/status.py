@@ -7,6 +7,8 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Static
 
+from ...sanitize import for_display
+
 
 class StatusBar(Horizontal):
     DEFAULT_CSS = """
@@ -25,7 +27,7 @@ class StatusBar(Horizontal):
         yield Static(id="hint")
 
     def set_backend(self, label: str, hint: str = "") -> None:
-        self.query_one("#backend", Static).update(Content(label))
+        self.query_one("#backend", Static).update(Content(for_display(label)))
         self.query_one("#hint", Static).update(Content(hint))
 
     def set_context(self, used: int | None, window: int) -> None:
