@@ -23,13 +23,13 @@ from textual import events
 from textual._xterm_parser import BRACKETED_PASTE_END, BRACKETED_PASTE_START
 from textual.drivers.headless_driver import HeadlessDriver
 
-from taskdiv_chat.fake_server import Reply
+from tests.support.fake_server import Reply
 from taskdiv_chat.store import Store
 from taskdiv_chat.tui.chat import DRAFT_DELAY
 from taskdiv_chat.tui.terminal import SafeXTermParser
 from taskdiv_chat.tui.widgets.prompt import clean_text
-from test_cli_chat import write_config
-from test_tui import SIZE, Script, make_app, send, started, wait_for
+from tests.support import write_config
+from tests.support.pilot import SIZE, Script, make_app, send, started, wait_for
 
 ESC = "\x1b"
 # What was seen in the wild: retitle the window, clear the screen, put a command on the clipboard (OSC 52),
