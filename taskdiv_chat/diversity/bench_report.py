@@ -154,7 +154,7 @@ def write_report(rows: list[dict], out: Path, meta: dict, title: str = "taskdiv-
                     f"{conc['start']} -> {conc['end']}")
         lines.append(run)
     if failed:
-        lines.append(f"- **{failed} sets failed** (empty, error or interrupted answers): not scored; rerun to retry")
+        lines.append(f"- **{failed} sets failed** (an empty, failed or interrupted answer, or a k-at-once reply short of n answers): not scored; rerun to retry")
     tokens = sum(r.get("completion_tokens") or 0 for r in ok)
     if tokens:
         lines.append(f"- {tokens} tokens generated in the scored sets")
