@@ -9,7 +9,17 @@ import sys
 from pathlib import Path
 
 from ..config import STRATEGIES
-from .common import add_backend_arg, fail, settings_and_backend
+from .common import (
+    add_backend_arg,
+    add_raw_arg,
+    fail,
+    note,
+    read_text,
+    settings_and_backend,
+    shown,
+    store_errors,
+    to_terminal,
+)
 
 JUDGES = ("auto", "local", "llm")
 
@@ -25,6 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--no-save", action="store_true", help="do not record the answers in the conversation store")
     add_backend_arg(p)
+    add_raw_arg(p)
     p.set_defaults(func=sample)
 
     p = subparsers.add_parser("judge", help="judge pairs of answers: JSON lines in, each with 'equivalent' added")
@@ -32,6 +43,7 @@ def register(subparsers) -> None:
                    help="JSON lines with prompt, category (letter, optional), response_1, response_2 (- for stdin)")
     p.add_argument("--judge", choices=JUDGES, help="which judge (default: [judge] method)")
     add_backend_arg(p)
+    add_raw_arg(p)
     p.set_defaults(func=judge)
 
     p = subparsers.add_parser("bench", help="the paper's experiment: every prompt x strategy, n answers, metrics")
@@ -113,8 +125,12 @@ async def _sample(args, out) -> int:
     from ..diversity.generate import generate_variants
     from ..diversity.judge import close_judge, make_judge
     from ..diversity.report import analyze
+    from ..sanitize import DisplayStream, json_for_display
 
     settings, name = settings_and_backend(args)
+    if read_text(args.prompt) is None:
+        return 2
+    terminal = to_terminal(args, out)  # answers on a terminal go through for_display; a pipe gets them exact
     strategy = args.strategy or settings.regenerate.strategy
     try:
         classification = await _classify(args.prompt, settings, name, args.category)
@@ -133,24 +149,33 @@ async def _sample(args, out) -> int:
     if not args.no_save:
         from ..store import Store
 
-        store = Store(secrets=settings.secret_values())
-        conversation = store.create_conversation(args.prompt[:60])
-        writer_turn = store.add_user_turn(conversation, args.prompt, None, category=classification.to_dict())
+        try:  # a locked or read-only history costs the saving, not the answers
+            store = Store(secrets=settings.secret_values())
+            conversation = store.create_conversation(args.prompt[:60])
+            writer_turn = store.add_user_turn(conversation, args.prompt, None, category=classification.to_dict())
+        except store_errors() as exc:
+            note(f"the answers are not saved in the history: {exc}")
+            store = _close_quietly(store)
 
     system = strategy.endswith("-system")
     state = {"current": -1}
+    screen = DisplayStream() if terminal else None
 
     def on_text(index: int, delta: str) -> None:
         if not show:
             return
         if index != state["current"]:
             state["current"] = index
-            out.write(f"\n── {'k-at-once reply' if system else f'answer {index + 1}'} ──\n")
-        out.write(delta)
+            heading = "k-at-once reply" if system else f"answer {index + 1}"
+            out.write(f"{screen.flush() if screen else ''}\n── {heading} ──\n")
+        out.write(screen.feed(delta) if screen else delta)
         out.flush()
 
     def on_answer(index: int, answer) -> None:
-        if store is not None:
+        nonlocal store
+        if store is None:
+            return
+        try:
             params = {"max_tokens": args.max_tokens} if args.max_tokens else {}
             writer = store.start_variant(writer_turn, strategy=strategy, backend=name, model=backend.model,
                                          params=params or None)
@@ -162,43 +187,59 @@ async def _sample(args, out) -> int:
                           timings={"first_token_s": answer.completion.first_token_s,
                                    "total_s": answer.completion.total_s})
             variant_ids.append(writer.variant_id)
+        except store_errors() as exc:
+            note(f"answer {index + 1} and the rest are not saved in the history: {exc}")
+            store = _close_quietly(store)
 
     try:
         answers = await generate_variants(backend, strategy, history=[], prompt=args.prompt, earlier=[],
                                           category=category, n=args.n, on_text=on_text, on_answer=on_answer,
                                           max_tokens=args.max_tokens)
         if show:
-            out.write("\n")
+            out.write(f"{screen.flush() if screen else ''}\n")
             if system:
                 out.write(f"\nsplit into {len(answers)} answers:\n")
                 for i, a in enumerate(answers, 1):
-                    out.write(f"  {i}. {' '.join(a.text.split())[:90]}\n")
+                    out.write(f"  {i}. {shown(' '.join(a.text.split())[:90], terminal)}\n")
         texts = [a.text for a in answers]
         report = await analyze(args.prompt, category, texts, judge)
         if store is not None and variant_ids:
-            store.save_metrics(variant_ids[-1], report.to_dict())
+            try:
+                store.save_metrics(variant_ids[-1], report.to_dict())
+            except store_errors() as exc:
+                note(f"the report is not saved in the history: {exc}")
     except BackendError as exc:
         saved = f" ({len(variant_ids)} answers were saved)" if variant_ids else ""
         return fail(f"{exc}{saved}")
     finally:
         await close_judge(judge)
         await backend.aclose()
-        if store is not None:
-            store.close()
+        _close_quietly(store)
 
     if args.json:
-        out.write(json.dumps({
+        text = json.dumps({
             "prompt": args.prompt, "category": classification.to_dict(), "strategy": strategy,
             "backend": name, "model": backend.model,
             "answers": [{"text": a.text, "finish_reason": a.completion.finish_reason, "trimmed": a.trimmed,
                          "note": a.note} for a in answers],
             "report": report.to_dict(), "saved_variant_ids": variant_ids,
-        }, ensure_ascii=False, indent=2) + "\n")
+        }, ensure_ascii=False, indent=2) + "\n"
+        out.write(json_for_display(text) if terminal else text)
         return 0
-    out.write(_format_report(report) + "\n")
+    out.write(shown(_format_report(report), terminal) + "\n")  # final answers and reasons quote the model
     if variant_ids:
         out.write(f"saved: {len(variant_ids)} answers in the conversation store\n")
     return 0
+
+
+def _close_quietly(store) -> None:
+    """Close a store that failed (its error was reported); None, for `store = _close_quietly(store)`."""
+    if store is not None:
+        try:
+            store.close()
+        except store_errors():
+            pass
+    return None
 
 
 def _format_report(report) -> str:
@@ -241,6 +282,8 @@ def _read_pair_lines(source: str) -> list[dict]:
             row = json.loads(line)
         except ValueError as exc:
             raise ValueError(f"{source}:{number}: invalid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError(f"{source}:{number}: invalid JSON: nested too deeply") from None
         if not isinstance(row, dict) or not isinstance(row.get("response_1"), str) \
                 or not isinstance(row.get("response_2"), str):
             raise ValueError(f"{source}:{number}: needs string fields response_1 and response_2")
@@ -250,6 +293,7 @@ def _read_pair_lines(source: str) -> list[dict]:
 
 async def _judge(args, out) -> int:
     from ..diversity.judge import close_judge, make_judge
+    from ..sanitize import json_for_display
 
     try:
         rows = _read_pair_lines(args.pairs)
@@ -269,8 +313,10 @@ async def _judge(args, out) -> int:
                 verdicts[i] = value
     finally:
         await close_judge(judge)
+    terminal = to_terminal(args, out)
     for row, value in zip(rows, verdicts):
-        out.write(json.dumps({**row, "equivalent": value}, ensure_ascii=False) + "\n")
+        line = json.dumps({**row, "equivalent": value}, ensure_ascii=False) + "\n"
+        out.write(json_for_display(line) if terminal else line)
     return 0
 
 
@@ -288,9 +334,9 @@ def judge(args) -> int:
 
 def bench(args) -> int:
     from ..backends.base import BackendError
-    from ..config import data_dir
     from ..diversity.bench import BUILTIN_PROMPTS, BenchInputError, BenchSettings, read_prompts, run_bench
     from ..diversity.bench_report import NO_CHART
+    from ..paths import data_dir, ensure_data_dir
 
     settings, name = settings_and_backend(args)
     source = Path(args.prompts) if args.prompts else BUILTIN_PROMPTS
@@ -298,6 +344,8 @@ def bench(args) -> int:
         prompts = read_prompts(source)
     except BenchInputError as exc:
         return fail(str(exc), 2)
+    if not args.out:
+        ensure_data_dir()  # 0700 when the bench run is what creates it
     out_dir = Path(args.out) if args.out else data_dir() / "bench" / f"{source.stem}-{name}-n{args.n}"
     run = BenchSettings(n=args.n, max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                         additions=args.additions, self_classify=args.self_classify, quality=args.quality,
@@ -322,10 +370,12 @@ def bench(args) -> int:
 
 def score(args) -> int:
     from ..backends.base import BackendError
-    from ..config import data_dir
     from ..diversity.score import run_score
+    from ..paths import data_dir, ensure_data_dir
 
     settings, _ = settings_and_backend(args)
+    if not args.out:
+        ensure_data_dir()  # 0700 when the score run is what creates it
     out_dir = Path(args.out) if args.out else data_dir() / "score" / Path(args.file).stem
     try:
         report = asyncio.run(run_score(settings, args.file, out_dir, judge_method=args.judge,

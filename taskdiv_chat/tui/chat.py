@@ -19,6 +19,7 @@ from textual.widgets import Footer, Header, Input, Static, TextArea
 from textual.worker import get_current_worker
 
 from .. import config, taxonomy
+from ..capability import capability_hint
 from ..config import data_dir
 from ..sanitize import for_display
 from . import bindings, services
@@ -41,6 +42,7 @@ BUSY_SHARE = 0.4
 BURST_RATE = 20_000
 BURST_HOLD = 1.0
 YIELD_EVERY = 64  # chunks handled before giving the event loop a turn in a burst
+YIELD_CHARS = 256_000  # or characters: a server sending 64 KiB chunks must not hold Esc back
 DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
 RESERVE_TOKENS = 256  # room kept for the answer when checking the context window
 
@@ -152,7 +154,8 @@ class ChatScreen(Screen):
         cfg = app.backend_config
         model = cfg.model or "?"
         self.status.set_backend(model_label(app.backend_name, model, self.is_local),
-                                "real server: taskdiv-chat config init" if self.is_local else "")
+                                "real server: taskdiv-chat config init" if self.is_local else
+                                capability_hint(cfg))
         if self.is_local:
             self.status.query_one("#hint").tooltip = (
                 f"The embedded SmolLM2-135M is a demo: fast, offline, weak. For real answers add a server "
@@ -160,10 +163,16 @@ class ChatScreen(Screen):
                 f"`taskdiv-chat config init` writes an example.")
         self.status.set_context(0, cfg.context_window)
         self.status.set_strategy(app.strategy)
-        self.status.set_activity("")
+        self.status.set_activity("warming up models…" if app.warm_up else "")
         self.prompt.area.focus()
         # Everything else after the first frame is on screen.
-        self.call_after_refresh(self._after_first_paint)
+        self.call_after_refresh(self._start)
+
+    @work(exclusive=True, group="start")
+    async def _start(self) -> None:
+        """A worker, so quitting cancels it rather than tearing the screen down under it."""
+        if not self.app.exiting:
+            await self._after_first_paint()
 
     async def _after_first_paint(self) -> None:
         self.app.log(f"first paint after {time.monotonic() - self.app.started:.3f} s")
@@ -183,16 +192,15 @@ class ChatScreen(Screen):
         await self.open_conversation(wanted)
         self.refresh_sidebar()
 
-    @work(thread=True, exclusive=True, group="warm-up")
-    def warm_up(self) -> None:
+    @work(exclusive=True, group="warm-up")
+    async def warm_up(self) -> None:
         """Load the classifier and the embedding model (and the local model) in the background."""
-        self.app.call_from_thread(self.status.set_activity, "warming up models…")
+        self.status.set_activity("warming up models…")
         try:
-            services.warm_up(self.backend)
+            await services.warm_up(self.backend)
         except Exception as exc:  # a model that fails to load is reported, the chat still works
-            self.app.call_from_thread(self.app.notify, f"background models failed to load: {exc}",
-                                      severity="warning", timeout=10)
-        self.app.call_from_thread(self.status.set_activity, "")
+            self.app.notify(f"background models failed to load: {exc}", severity="warning", timeout=10)
+        self.status.set_activity("")
 
     # --- conversations -----------------------------------------------------------------------
 
@@ -359,7 +367,7 @@ class ChatScreen(Screen):
         started = time.monotonic()
         first_token = None
         finish, usage, error = None, None, None
-        count = 0
+        count, unyielded = 0, 0
         self.status.set_activity(f"answering ({strategy})…")
         try:
             async for chunk in backend.stream(messages):
@@ -376,8 +384,10 @@ class ChatScreen(Screen):
                 finish = chunk.finish_reason or finish
                 usage = chunk.usage or usage
                 count += 1
+                unyielded += len(chunk.text)
                 await flusher.maybe_flush()
-                if count % YIELD_EVERY == 0:
+                if count % YIELD_EVERY == 0 or unyielded > YIELD_CHARS:
+                    unyielded = 0
                     await asyncio.sleep(0)  # keys and scrolling stay live during a burst
         except asyncio.CancelledError:
             finish = "cancelled"
@@ -506,6 +516,8 @@ class ChatScreen(Screen):
         earlier = [v.text for v in services.usable_variants(turn.variants)]
         self.answering = answer.streaming = True
         self.status.set_activity(f"brainstorming {n} variants ({strategy})…")
+        answer.busy = f"brainstorming {n} variants ({strategy})…"  # not the figures of the variant shown before
+        answer.refresh_footer()
         answer.badge.show_text(f"brainstorming {n}…", "pending")
         await answer.body.begin()  # a live preview of the text as it is generated
         pending: list[str] = []
@@ -550,9 +562,10 @@ class ChatScreen(Screen):
                     id=writer.variant_id, text=result.text, backend=backend.name, model=backend.model,
                     tokens=usage["completion_tokens"] if usage else None, seconds=completion.total_s,
                     strategy=strategy))
-            self.answering = answer.streaming = False
+            answer.streaming, answer.busy = False, None
             self.status.set_activity("")
             await answer.show(len(answer.variants) - 1)
+            self.answering = False  # once the footer shows the new variant
             if results:
                 self.app.notify(f"{len(results)} new variant(s) ({strategy}); {len(answer.variants)} in all.",
                                 timeout=3)
