@@ -7,7 +7,9 @@ memory, so an Enter costs one write and no full read. It runs every flow once:
 send, retry, regenerate, brainstorm, measure and compare. Each flow is an async
 generator of typed events (Started, Delta, VariantSaved, Failed); what happens
 beside a flow (the turn's category, a diversity measurement) goes to the
-listeners as Classified, Measuring and Measured events. A turn's category is
+listeners as Classified, Measuring and Measured events. The history is worth less
+than the answers: a store that fails (locked, read-only, a full disk) is reported
+once to the listeners as a StoreProblem and no longer written; the flows go on. A turn's category is
 awaited (`category`), never polled. Everything here is cancellable: cancelling
 the task that iterates a flow stops its streams, keeps what was streamed and
 records the answer as cancelled.
@@ -126,7 +128,23 @@ class Measured:
     report: object  # diversity.report.DiversityReport
 
 
-Event = Union[TurnAdded, NotSent, Started, Delta, Waiting, VariantSaved, Failed, Classified, Measuring, Measured]
+@dataclass(frozen=True)
+class StoreProblem:
+    """The history could not be written (error: why); from now on nothing is saved, the answers go on."""
+    error: str
+
+
+Event = Union[TurnAdded, NotSent, Started, Delta, Waiting, VariantSaved, Failed, Classified, Measuring, Measured,
+              StoreProblem]
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """What opening or writing the history can raise: a locked or read-only database, a full disk."""
+    import sqlite3
+
+    from .store import StoreError
+
+    return StoreError, sqlite3.Error, OSError
 
 
 def fit_context(messages: list[dict], window: int, reserve: int) -> tuple[bool, int, list[dict]]:
@@ -159,7 +177,8 @@ def count_tokens(messages: list[dict]) -> int:
 
 
 class ConversationService:
-    """The flows of one conversation at a time. Use from one event loop; close with aclose()."""
+    """The flows of one conversation at a time. Use from one event loop; close with aclose().
+    store None: nothing is saved (ids of unsaved turns are negative, unsaved answers have none)."""
 
     def __init__(self, store, settings: Settings, backend_name: str | None = None, *,
                  judge_method: str | None = None) -> None:
@@ -173,6 +192,8 @@ class ConversationService:
         self._judge = None
         self._categories: dict[int, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
+        self.saving = store is not None  # False once the store failed: reported once, then left alone
+        self._unsaved_ids = 0
 
     # --- resources --------------------------------------------------------------------------
 
@@ -210,6 +231,25 @@ class ConversationService:
     def emit(self, event: Event) -> None:
         for listener in list(self.listeners):
             listener(event)
+
+    def save(self, write, *args):
+        """write(*args) into the store; None, without writing, once the store has failed (or without one)."""
+        if not self.saving:
+            return None
+        try:
+            return write(*args)
+        except store_errors() as exc:
+            self.store_failed(exc)
+            return None
+
+    def store_failed(self, exc: BaseException) -> None:
+        if self.saving:
+            self.saving = False
+            self.emit(StoreProblem(str(exc) or type(exc).__name__))
+
+    def _unsaved_id(self) -> int:
+        self._unsaved_ids -= 1
+        return self._unsaved_ids
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -264,20 +304,22 @@ class ConversationService:
         self.store.set_active_variant(turn_id, variant_id)
         self.reload()
 
-    def _remember(self, turn_id: int, writer, strategy: str, backend: Backend, params: dict | None,
+    def _remember(self, turn_id: int, writer, text: str, strategy: str, backend: Backend, params: dict | None,
                   reason: str, usage: dict | None, timings: dict | None, error: str | None = None):
-        """Finish a variant's row and add it to the tree in memory, as the store now holds it (shown at
-        its turn): what the service writes it knows, so no answer costs a read of the conversation."""
+        """Finish a variant's row (writer None: an unsaved answer) and add it to the tree in memory, as the
+        store now holds it (shown at its turn): what the service writes it knows, so no answer costs a
+        read of the conversation."""
         from .store import Variant
 
-        writer.finish(reason, usage, timings, error=error)
+        if writer is not None:
+            self.save(writer.finish, reason, usage, timings, error)
         turn = self.turn(turn_id)
         now = time.time()
         category = None
         if turn is not None:
             category = {**(turn.user.category or {}), **({"override": turn.user.override} if turn.user.override
                                                           else {})} or None
-        variant = Variant(id=writer.variant_id, text=writer.text,
+        variant = Variant(id=writer.variant_id if writer is not None and self.saving else None, text=text,
                           status="done" if reason in (None, "stop") and not error else "cut-off",
                           finish_reason=reason, strategy=strategy, backend=backend.name, model=backend.model,
                           params=params, usage=usage, timings=timings, metrics=None, created=now, updated=now,
@@ -298,13 +340,20 @@ class ConversationService:
         parent = last.active.id if last and last.active else None
         conversation_id = self.conversation_id
 
-        def write() -> tuple[int, int]:
+        def write() -> int:
             nonlocal conversation_id
             if conversation_id is None:
                 conversation_id = self.store.create_conversation(title_for(text))
-            return conversation_id, self.store.add_user_turn(conversation_id, text, parent, category=category)
+            return self.store.add_user_turn(conversation_id, text, parent, category=category)
 
-        conversation_id, turn_id = await asyncio.to_thread(write)
+        turn_id = None
+        if self.saving:
+            try:
+                turn_id = await asyncio.to_thread(write)
+            except store_errors() as exc:
+                self.store_failed(exc)
+        if turn_id is None:
+            turn_id = self._unsaved_id()
         if self.conversation is None:
             self.conversation = Conversation(conversation_id, title_for(text), time.time(), time.time(), False)
         self.conversation.turns.append(Turn(UserTurn(turn_id, text, category, None, parent, time.time()), [], None))
@@ -359,10 +408,11 @@ class ConversationService:
                     params: dict | None = None):
         """Store a finished answer as a variant of a turn (the streamed ones are stored as they arrive,
         by _Answer); returns the store.Variant."""
-        writer = self.store.start_variant(turn_id, strategy=strategy, backend=backend.name, model=backend.model,
-                                          params=params or {})
-        writer.append(text)
-        return self._remember(turn_id, writer, strategy, backend, params or {},
+        writer = self.save(lambda: self.store.start_variant(turn_id, strategy=strategy, backend=backend.name,
+                                                            model=backend.model, params=params or {}))
+        if writer is not None:
+            self.save(writer.append, text)
+        return self._remember(turn_id, writer, text, strategy, backend, params or {},
                               completion.finish_reason or "stop", *_usage_timings(completion))
 
     # --- categories -------------------------------------------------------------------------
@@ -407,7 +457,8 @@ class ConversationService:
         return category
 
     def _set_category(self, turn_id: int, category: dict, final: bool) -> None:
-        self.store.set_category(turn_id, category)
+        if turn_id > 0:  # an unsaved turn has no row
+            self.save(self.store.set_category, turn_id, category)
         if (turn := self.turn(turn_id)) is not None:  # the tree may have been re-read meanwhile
             turn.user.category = category
         waiting = self._categories.get(turn_id)
@@ -556,8 +607,8 @@ class ConversationService:
         except Exception as exc:
             self.emit(Failed(turn.user.id, "measure", str(exc) or type(exc).__name__))
             return None
-        self.store.save_metrics(variants[-1].id, report.to_dict())
-        self.reload()
+        if variants[-1].id is not None and self.save(self.store.save_metrics, variants[-1].id, report.to_dict()):
+            self.reload()
         self.emit(Measured(turn.user.id, report))
         return report
 
@@ -575,8 +626,9 @@ class _Answer:
                  index: int, params: dict) -> None:
         self.service, self.strategy, self.backend, self.index, self.params = service, strategy, backend, index, params
         self.turn_id: int | None = None
-        self.writer = None  # the variant's row, once attached
-        self.early: list[str] = []  # text that arrived before the row existed
+        self.writer = None  # the variant's row, once attached (None when the answer is not saved)
+        self.parts: list[str] = []  # the text so far
+        self.finished = False
         self.attached = asyncio.Event()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.task = asyncio.ensure_future(self._run(messages))
@@ -584,22 +636,25 @@ class _Answer:
     async def attach(self, turn_id: int) -> None:
         """Store the answer's row under its turn and catch up with the text so far."""
         self.turn_id = turn_id
+        service = self.service
         try:
-            writer = await asyncio.to_thread(self.service.store.start_variant, turn_id, strategy=self.strategy,
-                                             backend=self.backend.name, model=self.backend.model,
-                                             params=self.params)
-            if self.early:
-                writer.append("".join(self.early))
-            self.writer = writer
+            if service.saving and turn_id > 0:
+                writer = await asyncio.to_thread(service.store.start_variant, turn_id, strategy=self.strategy,
+                                                 backend=self.backend.name, model=self.backend.model,
+                                                 params=self.params)
+                service.save(writer.append, "".join(self.parts))  # what arrived before the row existed
+                if service.saving:
+                    self.writer = writer
+        except store_errors() as exc:
+            service.store_failed(exc)
         finally:
             self.attached.set()
 
     async def _run(self, messages: list[dict]) -> None:
         def on_text(delta: str) -> None:
+            self.parts.append(delta)
             if self.writer is not None:
-                self.writer.append(delta)
-            else:
-                self.early.append(delta)
+                self.service.save(self.writer.append, delta)
             self.queue.put_nowait(delta)
 
         completion, error, cancelled = None, None, False
@@ -612,14 +667,13 @@ class _Answer:
         except Exception as exc:  # a BackendError's message is written for the user
             error = str(exc) or type(exc).__name__
             partial = getattr(exc, "partial", "")
-            if partial and not (self.early or (self.writer and self.writer.text)):
+            if partial and not self.parts:
                 on_text(partial)  # stored too, not only shown
         finally:
             await self.attached.wait()
-            if self.writer is not None:
+            if self.turn_id is not None:  # attached: saved or not, the answer ends as a variant
                 reason = "cancelled" if cancelled else "error" if error else (completion.finish_reason or "stop")
-                variant = self.service._remember(self.turn_id, self.writer, self.strategy, self.backend,
-                                                 self.params, reason, *_usage_timings(completion), error=error)
+                variant = self._finish(reason, *_usage_timings(completion), error=error)
                 if not cancelled:
                     self.queue.put_nowait(Failed(self.turn_id, "answer", error, self.index, variant) if error
                                           else VariantSaved(self.turn_id, self.index, variant, "", completion))
@@ -647,9 +701,13 @@ class _Answer:
         self.attached.set()  # never attached (the turn could not be stored): nothing to finish
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
-        if self.writer is not None and not self.writer.finished:  # cancelled before it ever ran
-            self.service._remember(self.turn_id, self.writer, self.strategy, self.backend, self.params, "cancelled",
-                                   None, None)
+        if self.writer is not None and not self.finished:  # cancelled before it ever ran
+            self._finish("cancelled", None, None)
+
+    def _finish(self, reason: str, usage: dict | None, timings: dict | None, error: str | None = None):
+        self.finished = True
+        return self.service._remember(self.turn_id, self.writer, "".join(self.parts), self.strategy, self.backend,
+                                      self.params, reason, usage, timings, error=error)
 
 
 async def _drain(run: Callable[[asyncio.Queue], object]) -> AsyncIterator:

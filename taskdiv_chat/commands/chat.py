@@ -12,10 +12,11 @@ from .common import (
     add_raw_arg,
     fail,
     note,
+    note_store_problem,
+    open_history,
     read_text,
     settings_and_backend,
     shown,
-    store_errors,
     to_terminal,
 )
 
@@ -49,8 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ask(args) -> int:
-    from ..backends import make_backend
-    from ..backends.base import BackendError, collect
+    from ..conversation import ConversationService, Delta, Failed, NotSent, VariantSaved, Waiting
     from ..sanitize import DisplayStream, json_for_display
 
     settings, name = settings_and_backend(args)
@@ -59,105 +59,44 @@ def cmd_ask(args) -> int:
         return 2
     if not prompt.strip():
         return fail("nothing to ask: give a prompt or pipe one on stdin")
-    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
-        {"role": "user", "content": prompt}]
-    backend = make_backend(settings, name)
-    recorder = None if args.no_save else _Recorder(prompt, backend, settings.secret_values())
     # A terminal gets the answer through for_display (a model must not retitle the window or
     # write the clipboard); a pipe, a file or --raw gets it byte for byte.
     terminal = to_terminal(args)
     screen = DisplayStream() if terminal else None
+    params = {k: v for k, v in (("temperature", args.temperature), ("max_tokens", args.max_tokens)) if v is not None}
 
     def write(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    def on_text(delta: str) -> None:
-        if recorder:
-            recorder.append(delta)
-        if not args.json:
-            write(screen.feed(delta) if screen else delta)
-
     async def run():
-        try:
-            return await collect(backend, messages, on_text=on_text, on_wait=lambda wait: note(wait.describe()),
-                                 temperature=args.temperature, max_tokens=args.max_tokens)
-        finally:
-            await backend.aclose()
+        with open_history(settings, args.no_save) as store:
+            service = ConversationService(store, settings, name)
+            service.listeners.append(note_store_problem)
+            try:
+                async for event in service.send(prompt, system=args.system, classify=False, **params):
+                    if isinstance(event, Delta) and not args.json:
+                        write(screen.feed(event.text) if screen else event.text)
+                    elif isinstance(event, Waiting):
+                        note(event.wait.describe())
+                    elif isinstance(event, (VariantSaved, Failed, NotSent)):
+                        return event
+            finally:
+                await service.aclose()
 
-    try:
-        completion = asyncio.run(run())
-    except BackendError as exc:
-        if recorder:
-            recorder.finish("error", error=str(exc))
-        if not args.json and exc.partial:
+    end = asyncio.run(run())
+    if isinstance(end, NotSent):
+        return fail(f"the prompt is {end.tokens} tokens; {end.backend}'s context window is {end.window}")
+    if isinstance(end, Failed):
+        if not args.json and end.variant is not None and end.variant.text:
             write((screen.flush() if screen else "") + "\n")
-        return fail(str(exc))
-    except KeyboardInterrupt:
-        if recorder:
-            recorder.finish("cancelled")
-        raise
-    if recorder:
-        recorder.finish(completion.finish_reason or "stop", completion)
+        return fail(end.error)
     if args.json:
-        text = json.dumps(completion.as_dict(), ensure_ascii=False)
+        text = json.dumps(end.completion.as_dict(), ensure_ascii=False)
         print(json_for_display(text) if terminal else text)
     else:
-        write((screen.flush() if screen else "") + ("" if completion.text.endswith("\n") else "\n"))
+        write((screen.flush() if screen else "") + ("" if end.variant.text.endswith("\n") else "\n"))
     return 0
-
-
-class _Recorder:
-    """Writes an `ask` exchange into the conversation store as it streams.
-
-    The history is worth less than the answer: when the store fails (locked for longer
-    than its busy timeout, a read-only data dir, a full disk) one line says the answer
-    is not saved, and the answer goes on."""
-
-    def __init__(self, prompt: str, backend, secrets: tuple[str, ...]):
-        self.store = self.writer = None
-        self._guard(self._start, prompt, backend, secrets)
-
-    def _start(self, prompt: str, backend, secrets: tuple[str, ...]) -> None:
-        from ..store import Store
-
-        self.store = Store(secrets=secrets)
-        conversation = self.store.create_conversation(_title(prompt))
-        turn = self.store.add_user_turn(conversation, prompt, None)
-        self.writer = self.store.start_variant(turn, strategy="first", backend=backend.name, model=backend.model,
-                                               params={}, category=None)
-
-    def _guard(self, action, *args) -> None:
-        try:
-            action(*args)
-        except store_errors() as exc:
-            note(f"the answer is not saved in the history: {exc}")
-            self._close()
-
-    def _close(self) -> None:
-        store, self.store, self.writer = self.store, None, None
-        if store is not None:
-            try:
-                store.close()
-            except store_errors():
-                pass  # already reported; closing is all that is left to try
-
-    def append(self, delta: str) -> None:
-        if self.writer is not None:
-            self._guard(self.writer.append, delta)
-
-    def finish(self, reason: str, completion=None, error: str | None = None) -> None:
-        if self.writer is None:
-            return
-        usage = completion.as_dict()["usage"] if completion else None
-        timings = completion.as_dict()["timings"] if completion else None
-        self._guard(self.writer.finish, reason, usage, timings, error)
-        self._close()
-
-
-def _title(prompt: str) -> str:
-    line = " ".join(prompt.split())
-    return line[:60] + ("…" if len(line) > 60 else "")
 
 
 def cmd_models(args) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from ..config import Settings, load_for_backend
@@ -67,10 +68,36 @@ def shown(text: str, terminal: bool) -> str:
     return for_display(text) if terminal else text
 
 
+@contextlib.contextmanager
+def open_history(settings: Settings, no_save: bool = False):
+    """The conversation store, closed afterwards; None with --no-save, or (after one line on stderr)
+    when it cannot be opened: a locked or read-only history costs the saving, not the answers."""
+    from ..store import Store
+
+    store = None
+    if not no_save:
+        try:
+            store = Store(secrets=settings.secret_values())
+        except store_errors() as exc:
+            note(f"the answers are not saved in the history: {exc}")
+    try:
+        yield store
+    finally:
+        if store is not None:
+            with contextlib.suppress(*store_errors()):  # a failed store was reported already
+                store.close()
+
+
+def note_store_problem(event) -> None:
+    """A ConversationService listener: one line on stderr when the history stops being written."""
+    from ..conversation import StoreProblem
+
+    if isinstance(event, StoreProblem):
+        note(f"the answers are not saved in the history: {event.error}")
+
+
 def store_errors() -> tuple[type[BaseException], ...]:
-    """What opening or writing the history can raise: a locked or read-only database, a full disk."""
-    import sqlite3
+    """What opening or writing the history can raise (conversation.store_errors)."""
+    from ..conversation import store_errors as errors
 
-    from ..store import StoreError
-
-    return StoreError, sqlite3.Error, OSError
+    return errors()
