@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 
 import pytest
 
 from taskdiv_chat.config import BackendConfig, Settings
 from taskdiv_chat.conversation import (Classified, ConversationService, Delta, Failed, Measured, Measuring, NotSent,
-                                       Started, TurnAdded, VariantSaved, fit_context)
+                                       Started, StoreProblem, TurnAdded, VariantSaved, fit_context)
 from taskdiv_chat.store import Store
 from tests.support.fake_server import FakeOpenAIServer, Reply
 
@@ -203,3 +204,56 @@ async def test_compare_streams_backends_side_by_side_and_one_failure_does_not_st
     assert [f.index for f in failed] == [2] and re.search(r"connect|refused", failed[0].error, re.I)
     turn = store.load_conversation(service.conversation_id).turns[0]
     assert len(turn.variants) == 4  # the first answer, then the three compared (the broken one cut off)
+
+
+async def test_a_locked_store_is_reported_once_and_the_answers_go_on(fake_server, store, settings):
+    fake_server.responder = responder(["saved answer", "unsaved answer", "also unsaved"])
+    service = ConversationService(store, settings)
+    seen = []
+    service.listeners.append(seen.append)
+    store._db.execute("PRAGMA busy_timeout = 50")  # the real 10 s wait, shortened for the test
+    locker = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        first = await collect_events(service.send("one", classify=False))
+        second = []
+        async for event in service.send("two", classify=False):
+            second.append(event)
+            if isinstance(event, TurnAdded):  # the turn and the answer's row are stored: now the file locks
+                locker.execute("BEGIN EXCLUSIVE")
+        third = await collect_events(service.send("three", classify=False))
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+        await service.aclose()
+    problems = [e for e in seen if isinstance(e, StoreProblem)]
+    assert len(problems) == 1 and "locked" in problems[0].error
+    assert first[-1].variant.id is not None
+    for events, text in ((second, "unsaved answer"), (third, "also unsaved")):
+        assert "".join(e.text for e in events if isinstance(e, Delta)) == text
+        assert isinstance(events[-1], VariantSaved) and events[-1].variant.text == text
+        assert events[-1].variant.id is None  # not in the store, and not claimed to be
+    assert third[0].turn_id < 0  # written nowhere once the store failed
+    assert [t.active.text for t in service.turns] == ["saved answer", "unsaved answer", "also unsaved"]
+    conv = store.load_conversation(first[0].conversation_id)
+    assert [t.user.text for t in conv.turns] == ["one", "two"]
+    assert conv.turns[0].active.text == "saved answer" and conv.turns[0].active.status == "done"
+
+
+async def test_without_a_store_a_conversation_runs_in_memory(fake_server, settings):
+    fake_server.responder = responder(["first", "second"], letter="C")
+    service = ConversationService(None, settings)
+    seen = []
+    service.listeners.append(seen.append)
+    try:
+        await collect_events(service.send("one"))
+        events = await collect_events(service.send("two"))
+        assert await service.category(events[0].turn_id) == "C"
+    finally:
+        await service.aclose()
+    assert not [e for e in seen if isinstance(e, StoreProblem)]
+    assert events[-1].variant.text == "second" and events[-1].variant.id is None
+    [chat] = [r for r in fake_server.requests if r["messages"][-1]["content"] == "two"]
+    assert chat["messages"] == [  # the history came from memory
+        {"role": "user", "content": "one"}, {"role": "assistant", "content": "first"},
+        {"role": "user", "content": "two"}]
