@@ -522,3 +522,17 @@ async def test_answer_deadline_and_size_cap_are_shown_with_the_partial_text(fake
         stalled = await send(pilot, "Talk slowly")
         assert stalled.current.text.startswith("Slow start")
         assert "no complete answer within 2 s (answer_timeout" in str(stalled.query_one("#error-text").render())
+
+
+async def test_a_failing_history_is_one_notice(fake_server, fake_backend_settings):
+    import sqlite3
+
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        service = app.screen.service
+        for _ in range(2):  # the service reports a failing store once, however often it fails
+            service.store_failed(sqlite3.OperationalError("database is locked"))
+        await pilot.pause()
+        told = [n for n in app._notifications if "not saved in the history" in n.message]
+        assert len(told) == 1 and "database is locked" in told[0].message

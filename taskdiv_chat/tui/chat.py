@@ -22,7 +22,7 @@ from .. import config, taxonomy
 from ..capability import capability_hint
 from ..config import data_dir
 from ..conversation import (Classified, ConversationService, Delta, Failed, Measured, Measuring, NotSent, Started,
-                            TurnAdded, VariantSaved, Waiting, count_tokens, title_for, usable)
+                            StoreProblem, TurnAdded, VariantSaved, Waiting, count_tokens, title_for, usable)
 from ..sanitize import for_display
 from . import bindings, services
 from .bindings import keys_for_id
@@ -559,6 +559,9 @@ class ChatScreen(Screen):
                 answer.badge.show_text(f"diversity failed: {event.error}", "bad")
         elif isinstance(event, Failed) and event.stage == "classify":
             self.app.notify(for_display(f"classification failed: {event.error}"), severity="warning")
+        elif isinstance(event, StoreProblem):
+            self.app.notify(for_display(f"not saved in the history from now on: {event.error}"), severity="error",
+                            timeout=30)
 
     def _paint_chip(self, turn_id: int) -> None:
         user = self.user_for(turn_id)
