@@ -95,6 +95,7 @@ class VariantSaved:
     variant: object
     note: str = ""  # what the strategy had to leave out, for the user
     completion: Completion | None = None  # the request's own figures (usage with totals, timings)
+    trimmed: int = 0  # earlier answers left out of the context for this one
 
 
 @dataclass(frozen=True)
@@ -545,7 +546,7 @@ class ConversationService:
 
             def on_answer(index: int, answer) -> None:
                 variant = self.save_answer(turn_id, answer.text, answer.completion, strategy, backend, params)
-                queue.put_nowait(VariantSaved(turn_id, index, variant, answer.note))
+                queue.put_nowait(VariantSaved(turn_id, index, variant, answer.note, answer.completion, answer.trimmed))
 
             await generate_variants(backend, strategy, history=path[:-1], prompt=path[-1]["content"],
                                     earlier=earlier, category=taxonomy.get(letter), n=n, on_text=on_text,
@@ -607,8 +608,10 @@ class ConversationService:
         except Exception as exc:
             self.emit(Failed(turn.user.id, "measure", str(exc) or type(exc).__name__))
             return None
-        if variants[-1].id is not None and self.save(self.store.save_metrics, variants[-1].id, report.to_dict()):
-            self.reload()
+        if variants[-1].id is not None:
+            self.save(self.store.save_metrics, variants[-1].id, report.to_dict())
+            if self.saving:
+                self.reload()
         self.emit(Measured(turn.user.id, report))
         return report
 

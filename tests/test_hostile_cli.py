@@ -250,6 +250,39 @@ def test_ask_with_the_database_locked_prints_the_answer_and_one_line(fake_server
     assert len(out.stderr.strip().splitlines()) == 1 and "not saved in the history" in out.stderr
 
 
+
+def test_sample_in_a_read_only_data_dir_prints_the_answers_and_one_line(fake_server):
+    fake_server.responder = lambda body: Reply("still sampled")
+    fake_config(fake_server)
+    data = Path(os.environ["TASKDIV_DATA_DIR"])
+    data.mkdir(parents=True)
+    with read_only(data):
+        out = run_cli("sample", "hi", "-n", "2", "--category", "G", "--strategy", "temperature", "--judge", "local")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("still sampled") == 2 and "functionally unique: 1/2" in out.stdout
+    assert "saved:" not in out.stdout
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "not saved in the history" in out.stderr
+
+
+def test_sample_with_the_database_locked_prints_the_answers_and_one_line(fake_server):
+    fake_server.responder = lambda body: Reply("sampled anyway")
+    fake_config(fake_server)
+    assert run_cli("ask", "make the database").returncode == 0
+    db = sqlite3.connect(Path(os.environ["TASKDIV_DATA_DIR"]) / DB_NAME, isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")  # held past the store's 10 s busy timeout
+    try:
+        out = run_cli("sample", "hi", "-n", "2", "--category", "G", "--strategy", "temperature", "--judge", "local",
+                      "--json", timeout=60)
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert [a["text"] for a in data["answers"]] == ["sampled anyway"] * 2 and data["saved_variant_ids"] == []
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "not saved in the history" in out.stderr
+
 # --- 8. configs that crashed ask -----------------------------------------------------------------
 
 BAD_BACKENDS = {

@@ -13,11 +13,11 @@ from .common import (
     add_backend_arg,
     add_raw_arg,
     fail,
-    note,
+    note_store_problem,
+    open_history,
     read_text,
     settings_and_backend,
     shown,
-    store_errors,
     to_terminal,
 )
 
@@ -118,11 +118,7 @@ async def _classify(prompt: str, settings, backend_name: str, override: str | No
 
 async def _sample(args, out) -> int:
     from .. import taxonomy
-    from ..backends import make_backend
-    from ..backends.base import BackendError
-    from ..diversity.generate import generate_variants
-    from ..diversity.judge import close_judge, make_judge
-    from ..diversity.report import analyze
+    from ..conversation import ConversationService, Delta, Failed, VariantSaved
     from ..sanitize import DisplayStream, json_for_display
 
     settings, name = settings_and_backend(args)
@@ -134,92 +130,58 @@ async def _sample(args, out) -> int:
         classification = await _classify(args.prompt, settings, name, args.category)
     except ValueError as exc:
         return fail(str(exc), 2)
-    category = taxonomy.get(classification.letter)
-    backend = make_backend(settings, name)
-    judge = make_judge(settings, args.judge, settings.judge.backend or name)
     show = not args.json
-    if show:
-        out.write(f"category: {classification.label} ({classification.method}, {classification.confidence:.2f})"
-                  f"   strategy: {strategy}   backend: {name} ({backend.model})\n")
-
-    store = writer_turn = None
-    variant_ids: list[int] = []
-    if not args.no_save:
-        from ..store import Store
-
-        try:  # a locked or read-only history costs the saving, not the answers
-            store = Store(secrets=settings.secret_values())
-            conversation = store.create_conversation(args.prompt[:60])
-            writer_turn = store.add_user_turn(conversation, args.prompt, None, category=classification.to_dict())
-        except store_errors() as exc:
-            note(f"the answers are not saved in the history: {exc}")
-            store = _close_quietly(store)
-
     system = strategy.endswith("-system")
-    state = {"current": -1}
     screen = DisplayStream() if terminal else None
+    sampling = {"max_tokens": args.max_tokens} if args.max_tokens else {}
+    saved: list = []  # VariantSaved events, in order
+    failures: list[str] = []
 
-    def on_text(index: int, delta: str) -> None:
-        if not show:
-            return
-        if index != state["current"]:
-            state["current"] = index
-            heading = "k-at-once reply" if system else f"answer {index + 1}"
-            out.write(f"{screen.flush() if screen else ''}\n── {heading} ──\n")
-        out.write(screen.feed(delta) if screen else delta)
-        out.flush()
+    def on_service_event(event) -> None:
+        note_store_problem(event)
+        if isinstance(event, Failed):  # the judge failed
+            failures.append(event.error)
 
-    def on_answer(index: int, answer) -> None:
-        nonlocal store
-        if store is None:
-            return
+    with open_history(settings, args.no_save) as store:
+        service = ConversationService(store, settings, name, judge_method=args.judge)
+        service.listeners.append(on_service_event)
         try:
-            params = {"max_tokens": args.max_tokens} if args.max_tokens else {}
-            writer = store.start_variant(writer_turn, strategy=strategy, backend=name, model=backend.model,
-                                         params=params or None)
-            writer.append(answer.text)
-            usage = answer.completion.usage
-            writer.finish(answer.completion.finish_reason or "stop",
-                          usage=None if usage is None else {"prompt_tokens": usage.prompt_tokens,
-                                                            "completion_tokens": usage.completion_tokens},
-                          timings={"first_token_s": answer.completion.first_token_s,
-                                   "total_s": answer.completion.total_s})
-            variant_ids.append(writer.variant_id)
-        except store_errors() as exc:
-            note(f"answer {index + 1} and the rest are not saved in the history: {exc}")
-            store = _close_quietly(store)
-
-    try:
-        answers = await generate_variants(backend, strategy, history=[], prompt=args.prompt, earlier=[],
-                                          category=category, n=args.n, on_text=on_text, on_answer=on_answer,
-                                          max_tokens=args.max_tokens)
-        if show:
-            out.write(f"{screen.flush() if screen else ''}\n")
-            if system:
-                out.write(f"\nsplit into {len(answers)} answers:\n")
-                for i, a in enumerate(answers, 1):
-                    out.write(f"  {i}. {shown(' '.join(a.text.split())[:90], terminal)}\n")
-        texts = [a.text for a in answers]
-        report = await analyze(args.prompt, category, texts, judge)
-        if store is not None and variant_ids:
-            try:
-                store.save_metrics(variant_ids[-1], report.to_dict())
-            except store_errors() as exc:
-                note(f"the report is not saved in the history: {exc}")
-    except BackendError as exc:
-        saved = f" ({len(variant_ids)} answers were saved)" if variant_ids else ""
-        return fail(f"{exc}{saved}")
-    finally:
-        await close_judge(judge)
-        await backend.aclose()
-        _close_quietly(store)
-
+            model = service.backend().model
+            if show:
+                out.write(f"category: {classification.label} ({classification.method}, "
+                          f"{classification.confidence:.2f})   strategy: {strategy}   backend: {name} ({model})\n")
+            current = -1
+            async for event in service.sample(args.prompt, strategy, args.n, classification.to_dict(), **sampling):
+                if isinstance(event, Delta) and show:
+                    if event.index != current:
+                        current = event.index
+                        heading = "k-at-once reply" if system else f"answer {event.index + 1}"
+                        out.write(f"{screen.flush() if screen else ''}\n── {heading} ──\n")
+                    out.write(screen.feed(event.text) if screen else event.text)
+                    out.flush()
+                elif isinstance(event, VariantSaved):
+                    saved.append(event)
+                elif isinstance(event, Failed):
+                    stored = sum(e.variant.id is not None for e in saved)
+                    return fail(f"{event.error}{f' ({stored} answers were saved)' if stored else ''}")
+            if show:
+                out.write(f"{screen.flush() if screen else ''}\n")
+                if system:
+                    out.write(f"\nsplit into {len(saved)} answers:\n")
+                    for i, e in enumerate(saved, 1):
+                        out.write(f"  {i}. {shown(' '.join(e.variant.text.split())[:90], terminal)}\n")
+            report = await service.measure()
+        finally:
+            await service.aclose()
+    if report is None:
+        return fail(failures[-1] if failures else "no answer to judge")
+    variant_ids = [e.variant.id for e in saved if e.variant.id is not None]
     if args.json:
         text = json.dumps({
             "prompt": args.prompt, "category": classification.to_dict(), "strategy": strategy,
-            "backend": name, "model": backend.model,
-            "answers": [{"text": a.text, "finish_reason": a.completion.finish_reason, "trimmed": a.trimmed,
-                         "note": a.note} for a in answers],
+            "backend": name, "model": model,
+            "answers": [{"text": e.variant.text, "finish_reason": e.completion.finish_reason, "trimmed": e.trimmed,
+                         "note": e.note} for e in saved],
             "report": report.to_dict(), "saved_variant_ids": variant_ids,
         }, ensure_ascii=False, indent=2) + "\n"
         out.write(json_for_display(text) if terminal else text)
@@ -228,16 +190,6 @@ async def _sample(args, out) -> int:
     if variant_ids:
         out.write(f"saved: {len(variant_ids)} answers in the conversation store\n")
     return 0
-
-
-def _close_quietly(store) -> None:
-    """Close a store that failed (its error was reported); None, for `store = _close_quietly(store)`."""
-    if store is not None:
-        try:
-            store.close()
-        except store_errors():
-            pass
-    return None
 
 
 def _format_report(report) -> str:
