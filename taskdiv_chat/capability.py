@@ -175,7 +175,7 @@ def _shown(reply: str) -> str:
     return repr(for_display(text if len(text) <= 40 else text[:37] + "..."))
 
 
-_running: dict[tuple[int, str], asyncio.Future] = {}
+_running: dict[tuple[int, str], asyncio.Task] = {}
 
 
 async def ensure(settings: Settings, name: str | None = None, backend=None) -> Capability:
@@ -183,26 +183,26 @@ async def ensure(settings: Settings, name: str | None = None, backend=None) -> C
 
     backend: an open backend for that name (else one is made and closed). A server
     that cannot be reached is not capable now, and is checked again next time.
+    The check runs as its own task, shielded: a caller cancelled while waiting does not
+    cancel it for the others asking at the same time (the classifier and the judge).
     """
     name, config = settings.backend(name)
     known = cached(config)
     if known.source != "unchecked":
         return known
     slot = (id(asyncio.get_running_loop()), _key(config))
-    if slot in _running:  # the classifier and the judge asked at once: one check
-        return await asyncio.shield(_running[slot])
-    future = asyncio.get_running_loop().create_future()
-    _running[slot] = future
-    try:
-        result = await _check(settings, name, config, backend)
-        future.set_result(result)
-        return result
-    except BaseException as exc:
-        future.set_exception(exc)
-        future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
-        raise
-    finally:
-        del _running[slot]
+    task = _running.get(slot)
+    if task is None:
+        task = asyncio.create_task(_check(settings, name, config, backend))
+        _running[slot] = task
+        task.add_done_callback(lambda done: _finished(slot, done))
+    return await asyncio.shield(task)
+
+
+def _finished(slot: tuple[int, str], task: asyncio.Task) -> None:
+    del _running[slot]
+    if not task.cancelled():
+        task.exception()  # retrieved: no "never retrieved" warning when every caller was cancelled
 
 
 async def _check(settings: Settings, name: str, config: BackendConfig, backend) -> Capability:

@@ -59,6 +59,20 @@ async def test_a_password_in_the_url_never_reaches_the_cache_file_which_is_priva
     assert [p.name for p in path.parent.iterdir()] == ["capability.json"]  # no temp file left
 
 
+async def test_a_cancelled_caller_does_not_cancel_the_check_for_the_others(fake_server):
+    import asyncio
+
+    fake_server.responder = lambda body: Reply(good(body).text, first_byte_delay=0.3)
+    settings = settings_for(fake_server)
+    first = asyncio.create_task(ensure(settings))
+    second = asyncio.create_task(ensure(settings))
+    await asyncio.sleep(0.1)  # both are waiting on the one check
+    first.cancel()
+    result = await second
+    assert (result.classify, result.judge, result.source) == (True, True, "self-check")
+    assert first.cancelled() and len(fake_server.requests) == 8  # one check, not two
+
+
 async def test_a_weak_server_fails_and_classification_falls_back_to_local_with_the_reason(fake_server):
     fake_server.responder = lambda body: Reply("A-H\nThe Autumn of the World")
     result = await classify_turn("Write a haiku about autumn.", settings=settings_for(fake_server))
