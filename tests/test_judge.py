@@ -252,6 +252,28 @@ async def test_auto_judges_with_a_server_only_after_it_passes_the_self_check(fak
     await again.aclose()
 
 
+async def test_auto_judge_called_concurrently_builds_one_server_judge_and_closes_it(fake_server, monkeypatch):
+    """bench runs analyses at once on one judge: one LLMJudge (one HTTP client) is made, and aclose closes it."""
+    import asyncio
+
+    from taskdiv_chat.diversity import judge as judge_module
+
+    made = []
+    real_make_judge = judge_module.make_judge
+
+    def recording_make_judge(*args, **kwargs):  # the real factory; only remembers what it built
+        made.append(real_make_judge(*args, **kwargs))
+        return made[-1]
+
+    fake_server.responder = _capable_server
+    judge = make_judge(_unchecked(fake_server))
+    monkeypatch.setattr(judge_module, "make_judge", recording_make_judge)
+    verdicts = await asyncio.gather(*(judge.equivalent("Write a story.", "G", STORY_1, STORY_2) for _ in range(4)))
+    assert verdicts == [True] * 4
+    await judge.aclose()
+    assert made == [judge.inner] and made[0].backend._client.is_closed
+
+
 async def test_auto_falls_back_to_local_when_the_server_fails_the_self_check(fake_server):
     settings = _unchecked(fake_server)
     from taskdiv_chat.diversity.report import analyze

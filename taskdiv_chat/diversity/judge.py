@@ -441,6 +441,7 @@ class CheckedJudge(_Judge):
         self.settings, self.backend_name = settings, backend_name
         self.inner = None
         self.why_local = ""
+        self._setting_up = asyncio.Lock()  # concurrent first calls must build one inner judge, not one each
 
     def describe(self) -> str:
         if self.inner is None:
@@ -450,15 +451,20 @@ class CheckedJudge(_Judge):
     async def judge_pairs_detailed(self, prompt: str, category: Category | str | None,
                                    pairs: list[tuple[str, str]]) -> list[Verdict]:
         if self.inner is None:
-            from ..capability import ensure
-
-            capability = await ensure(self.settings, self.backend_name)
-            if capability.judge:
-                self.inner = make_judge(self.settings, "llm", self.backend_name)
-            else:
-                self.inner = LocalJudge()
-                self.why_local = f"{self.backend_name} {capability.summary}"
+            async with self._setting_up:
+                if self.inner is None:
+                    await self._set_up()
         return await self.inner.judge_pairs_detailed(prompt, category, pairs)
+
+    async def _set_up(self) -> None:
+        from ..capability import ensure
+
+        capability = await ensure(self.settings, self.backend_name)
+        if capability.judge:
+            self.inner = make_judge(self.settings, "llm", self.backend_name)
+        else:
+            self.inner = LocalJudge()
+            self.why_local = f"{self.backend_name} {capability.summary}"
 
     async def aclose(self) -> None:
         await close_judge(self.inner)
