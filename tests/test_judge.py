@@ -135,6 +135,21 @@ async def test_llm_judge_caches_by_content_across_instances(fake_server, judge_b
     await judge_backend.aclose()
 
 
+async def test_llm_judge_keeps_the_good_lines_of_a_damaged_cache(fake_server, judge_backend, tmp_path):
+    fake_server.responder = _verdict_by_content
+    cache = tmp_path / "judge-cache.jsonl"
+    first = LLMJudge(judge_backend, cache_path=cache)
+    assert await first.equivalent("Write a story.", "G", STORY_1, STORY_2) is True
+    cache.write_bytes(b'{"key": "\xff\xfe broken", "equivalent": tru\x80\n' + cache.read_bytes())  # not UTF-8
+    second = LLMJudge(judge_backend, cache_path=cache)  # starts, and still knows the good line
+    assert await second.equivalent("Write a story.", "G", STORY_1, STORY_2) is True
+    assert len(fake_server.requests) == 1
+    cache.unlink()
+    cache.mkdir()  # unreadable as a file: an empty cache
+    assert LLMJudge(judge_backend, cache_path=cache)._cache == {}
+    await judge_backend.aclose()
+
+
 @pytest.mark.parametrize("reply", ["Maybe, it depends on the reader.", "<think>Both stories have a lighthouse and",
                                    "The answer is probably yes", "No idea", "Yes and no", ""])
 async def test_llm_judge_calls_an_unreadable_reply_unknown_never_different(fake_server, judge_backend, reply):
