@@ -220,44 +220,50 @@ def read_only(path: Path):
             path.chmod(0o700)
 
 
-def test_ask_in_a_read_only_data_dir_prints_the_answer_and_one_line(fake_server):
-    fake_server.responder = lambda body: Reply("still answered")
-    fake_config(fake_server)
+def run_in_a_read_only_data_dir(*args: str):
     data = Path(os.environ["TASKDIV_DATA_DIR"])
     data.mkdir(parents=True)
     with read_only(data):
-        out = run_cli("ask", "hi")
+        return run_cli(*args)
+
+
+def test_ask_in_a_read_only_data_dir_prints_the_answer_and_one_line(fake_server):
+    fake_server.responder = lambda body: Reply("still answered")
+    fake_config(fake_server)
+    out = run_in_a_read_only_data_dir("ask", "hi")
     assert out.returncode == 0
     assert out.stdout == "still answered\n"
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "not saved in the history" in out.stderr
 
 
-def test_ask_with_the_database_locked_prints_the_answer_and_one_line(fake_server):
-    fake_server.responder = lambda body: Reply("answered anyway")
-    fake_config(fake_server)
+def run_with_the_database_locked(*args: str):
+    """The CLI run while another process holds the history locked past the store's 10 s busy timeout."""
     assert run_cli("ask", "make the database").returncode == 0
     db = sqlite3.connect(Path(os.environ["TASKDIV_DATA_DIR"]) / DB_NAME, isolation_level=None)
-    db.execute("BEGIN EXCLUSIVE")  # held past the store's 10 s busy timeout
+    db.execute("BEGIN EXCLUSIVE")
     try:
-        out = run_cli("ask", "hi", timeout=60)
+        return run_cli(*args, timeout=60)
     finally:
         db.execute("ROLLBACK")
         db.close()
+
+
+def test_ask_with_the_database_locked_prints_the_answer_and_one_line(fake_server):
+    fake_server.responder = lambda body: Reply("answered anyway")
+    fake_config(fake_server)
+    out = run_with_the_database_locked("ask", "hi")
     assert out.returncode == 0, out.stderr
     assert out.stdout == "answered anyway\n"
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "not saved in the history" in out.stderr
 
 
-
 def test_sample_in_a_read_only_data_dir_prints_the_answers_and_one_line(fake_server):
     fake_server.responder = lambda body: Reply("still sampled")
     fake_config(fake_server)
-    data = Path(os.environ["TASKDIV_DATA_DIR"])
-    data.mkdir(parents=True)
-    with read_only(data):
-        out = run_cli("sample", "hi", "-n", "2", "--category", "G", "--strategy", "temperature", "--judge", "local")
+    out = run_in_a_read_only_data_dir("sample", "hi", "-n", "2", "--category", "G", "--strategy", "temperature",
+                                      "--judge", "local")
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("still sampled") == 2 and "functionally unique: 1/2" in out.stdout
     assert "saved:" not in out.stdout
@@ -268,20 +274,14 @@ def test_sample_in_a_read_only_data_dir_prints_the_answers_and_one_line(fake_ser
 def test_sample_with_the_database_locked_prints_the_answers_and_one_line(fake_server):
     fake_server.responder = lambda body: Reply("sampled anyway")
     fake_config(fake_server)
-    assert run_cli("ask", "make the database").returncode == 0
-    db = sqlite3.connect(Path(os.environ["TASKDIV_DATA_DIR"]) / DB_NAME, isolation_level=None)
-    db.execute("BEGIN EXCLUSIVE")  # held past the store's 10 s busy timeout
-    try:
-        out = run_cli("sample", "hi", "-n", "2", "--category", "G", "--strategy", "temperature", "--judge", "local",
-                      "--json", timeout=60)
-    finally:
-        db.execute("ROLLBACK")
-        db.close()
+    out = run_with_the_database_locked("sample", "hi", "-n", "2", "--category", "G", "--strategy", "temperature",
+                                       "--judge", "local", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert [a["text"] for a in data["answers"]] == ["sampled anyway"] * 2 and data["saved_variant_ids"] == []
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "not saved in the history" in out.stderr
+
 
 # --- 8. configs that crashed ask -----------------------------------------------------------------
 
