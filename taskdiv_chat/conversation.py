@@ -7,12 +7,12 @@ memory, so an Enter costs one write and no full read. It runs every flow once:
 send, retry, regenerate, brainstorm, measure and compare. Each flow is an async
 generator of typed events (Started, Delta, VariantSaved, Failed); what happens
 beside a flow (the turn's category, a diversity measurement) goes to the
-listeners as Classified, Measuring and Measured events. The history is worth less
-than the answers: a store that fails (locked, read-only, a full disk) is reported
-once to the listeners as a StoreProblem and no longer written; the flows go on. A turn's category is
-awaited (`category`), never polled. Everything here is cancellable: cancelling
-the task that iterates a flow stops its streams, keeps what was streamed and
-records the answer as cancelled.
+listeners as Classified, Measuring and Measured events. A turn's category is
+awaited (`category`), never polled. The history is worth less than the answers: a
+store that fails (locked, read-only, a full disk) is reported once to the listeners
+as a StoreProblem and no longer written, and the flows go on. Everything here is
+cancellable: cancelling the task that iterates a flow stops its streams, keeps
+what was streamed and records the answer as cancelled.
 
 No textual here: the core never imports the UI.
 """
@@ -244,6 +244,7 @@ class ConversationService:
             return None
 
     def store_failed(self, exc: BaseException) -> None:
+        """Stop writing the history and tell the listeners, the first time only."""
         if self.saving:
             self.saving = False
             self.emit(StoreProblem(str(exc) or type(exc).__name__))

@@ -117,7 +117,6 @@ async def _classify(prompt: str, settings, backend_name: str, override: str | No
 
 
 async def _sample(args, out) -> int:
-    from .. import taxonomy
     from ..conversation import ConversationService, Delta, Failed, VariantSaved
     from ..sanitize import DisplayStream, json_for_display
 
