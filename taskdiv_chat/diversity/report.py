@@ -66,6 +66,7 @@ class DiversityReport:
     badge_text: str
     judge: str = ""  # which judge decided
     reasons: dict[str, str] = field(default_factory=dict)  # "i,j" -> why the judge decided so
+    cross_model: dict | None = None  # answers from several models: crossmodel.CrossModel as a dict
 
     def to_dict(self) -> dict:
         return asdict(self)

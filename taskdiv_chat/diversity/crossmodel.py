@@ -1,0 +1,63 @@
+"""The cross-model view of one judged set of answers: which models said the same thing.
+
+A comparison sends one turn to several backends; the judge groups all the
+answers together (report.analyze). This module names each group's models,
+phrases the badge ("3 models · 2 functionally distinct", coloured by what the
+category wants: for A, models disagreeing is the warning) and counts, over
+pairs of answers from different models, how many were functionally the same:
+the models' overlap that the homogenization view and score/bench add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..taxonomy import Category
+from .report import DiversityReport, verdict
+
+
+@dataclass(frozen=True)
+class CrossModel:
+    models: list[str]  # "backend (model)", in the order the answers came
+    groups: list[list[str]]  # per functional group, the label of each answer in it
+    distinct: int  # functionally distinct answers across all models
+    same_pairs: int  # pairs of answers from different models judged functionally the same
+    pairs: int  # pairs of answers from different models
+    status: str  # good | warning | bad, by what the category wants
+    reason: str
+    badge_text: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def model_label(backend: str | None, model: str | None) -> str:
+    return f"{backend} ({model})" if model and model != backend else (backend or model or "?")
+
+
+def cross_model(report: DiversityReport, labels: list[str], category: Category | None) -> CrossModel:
+    """labels[i]: the model label of the report's answer i."""
+    models = list(dict.fromkeys(labels))
+    same = pairs = 0
+    for i in range(report.n):
+        for j in range(i + 1, report.n):
+            if labels[i] != labels[j]:
+                pairs += 1
+                same += bool(report.pairwise[i][j])
+    status, reason, _ = verdict(category, report.n, report.unique, report.answers_agree)
+    count = len(models)
+    badge = f"{count} model{'s' if count != 1 else ''} · {report.unique} functionally distinct"
+    return CrossModel(models=models, groups=[[labels[i] for i in group] for group in report.groups],
+                      distinct=report.unique, same_pairs=same, pairs=pairs, status=status, reason=reason,
+                      badge_text=badge)
+
+
+def overlap(rows: list[tuple[str | None, dict]]) -> dict[str, tuple[int, int]]:
+    """Per category letter ("other" for none): (same, pairs) summed over stored cross-model results.
+    rows: (letter, a CrossModel dict) for each comparison judged."""
+    totals: dict[str, tuple[int, int]] = {}
+    for letter, data in rows:
+        key = letter or "other"
+        same, pairs = totals.get(key, (0, 0))
+        totals[key] = (same + int(data.get("same_pairs", 0)), pairs + int(data.get("pairs", 0)))
+    return totals
