@@ -38,6 +38,12 @@ def usable(variants) -> list:
     return [v for v in variants if v.text.strip() and not v.error]
 
 
+def judged(turn, variant_ids: list[int] | None = None) -> list:
+    """The answers `measure` judges, in the report's order: a turn's usable ones (or those of `variant_ids`)."""
+    variants = usable(turn.variants) if turn else []
+    return variants if variant_ids is None else [v for v in variants if v.id in set(variant_ids)]
+
+
 # --- events -------------------------------------------------------------------------------------
 
 
@@ -581,9 +587,7 @@ class ConversationService:
         models. Returns the report, or None when it has none.
         Async all the way: cancelling it (a newer regenerate) stops it."""
         turn = self.turn(turn_id)
-        variants = usable(turn.variants) if turn else []
-        if variant_ids is not None:
-            variants = [v for v in variants if v.id in set(variant_ids)]
+        variants = judged(turn, variant_ids)
         if not variants:
             return None
         from .diversity.report import analyze, quick_report
