@@ -142,7 +142,7 @@ async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> 
 
 
 def p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[-1] if len(values) > 1 else values[0]
 
 
 def main() -> int:

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_app(args) or 0
         return args.func(args) or 0
     except ConfigError as exc:
-        print(f"taskdiv-chat: config error: {exc}", file=sys.stderr)
-        return 2
+        from .commands.common import fail
+
+        return fail(f"config error: {exc}", 2)
     except KeyboardInterrupt:
         return 130

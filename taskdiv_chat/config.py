@@ -14,16 +14,25 @@ import json
 import os
 import re
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Literal, get_args
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-APP_NAME = "taskdiv-chat"
+from . import paths
+
+APP_NAME = paths.APP_NAME
 LOCAL_BACKEND = "local"
 STRATEGIES = ("temperature", "general-icr", "anchored-icr", "general-system", "anchored-system")
 _RESERVED_ENV = {"TASKDIV_CONFIG", "TASKDIV_DATA_DIR", "TASKDIV_CACHE_DIR"}
+MAX_CONFIG_BYTES = 1024 * 1024  # a config file is a few hundred bytes; a bigger one is a mistake
+# What httpx sends without complaint, so that a config that passes `config check` cannot crash `ask`.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")  # printable ASCII: no line breaks, no controls
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\x9f]")
 
 
 class ConfigError(Exception):
@@ -31,7 +40,8 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan are valid TOML floats; no field here means anything by them
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class BackendConfig(_Strict):
@@ -39,18 +49,61 @@ class BackendConfig(_Strict):
     base_url: str | None = None  # e.g. http://localhost:11434/v1 for Ollama
     model: str | None = None
     api_key_env: str | None = None  # name of the env var holding the key; never the key
-    context_window: int = Field(8192, gt=0)
+    context_window: int = Field(8192, gt=0, le=100_000_000)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, gt=0)
-    repeat_penalty: float | None = Field(None, gt=0)  # llama.cpp only
+    max_tokens: int | None = Field(None, gt=0, le=100_000_000)
+    repeat_penalty: float | None = Field(None, gt=0, le=100)  # llama.cpp only
     headers: dict[str, str] = {}
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(120.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0, le=86400)
+    read_timeout: float = Field(120.0, gt=0, le=86400)  # longest silence between two reads
+    # The whole answer, retries and their waits included; a trickling or endless stream ends here.
+    answer_timeout: float = Field(900.0, gt=0, le=86400)
+    max_answer_chars: int = Field(1_000_000, gt=0, le=100_000_000)  # a bigger answer is cut there
     max_retries: int = Field(3, ge=0, le=10)
     # A capable model may classify prompts and judge pairs; the embedded 135M one may not.
     capable: bool | None = None
-    threads: int | None = Field(None, gt=0)  # llama.cpp only
+    threads: int | None = Field(None, gt=0, le=1024)  # llama.cpp only
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        if _URL_FORBIDDEN.search(url):
+            raise ValueError("base_url has a space or a control character in it")
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port  # raises for a port out of range or not a number
+        except ValueError as exc:  # e.g. "Invalid IPv6 URL", "Port out of range 0-65535"
+            raise ValueError(f"base_url is not a valid URL: {exc}") from None
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ValueError("base_url must start with http:// or https:// (e.g. http://localhost:11434/v1)")
+        if not parts.hostname:
+            raise ValueError("base_url has no host name (e.g. http://localhost:11434/v1)")
+        if port == 0:
+            raise ValueError("base_url has port 0")
+        if parts.query or parts.fragment:
+            raise ValueError("base_url takes no ?query or #fragment")
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid HTTP header name")
+            if not _HEADER_VALUE.fullmatch(value):  # the value is not echoed: it may be a secret
+                raise ValueError(f"the value of header {name!r} has characters an HTTP header cannot carry "
+                                 f"(non-ASCII, a line break or a control character)")
+        return headers
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_api_key_env(cls, name: str | None) -> str | None:
+        if name is not None and not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not an environment variable name (letters, digits and _)")
+        return name
 
     @model_validator(mode="after")
     def _check(self) -> "BackendConfig":
@@ -63,7 +116,16 @@ class BackendConfig(_Strict):
         return self.capable if self.capable is not None else self.kind == "openai"
 
     def api_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
+        """The key from the environment, or None; a ConfigError when it cannot go in a header."""
+        key = self._raw_api_key()
+        if key is not None and not _HEADER_VALUE.fullmatch(key):
+            raise ConfigError(f"environment variable {self.api_key_env} holds characters an HTTP header cannot "
+                              f"carry (non-ASCII, a line break or a control character); check the key")
+        return key
+
+    def _raw_api_key(self) -> str | None:
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return key.strip() if key is not None else None  # a key pasted with its newline still works
 
 
 def _default_backends() -> dict[str, BackendConfig]:
@@ -126,7 +188,7 @@ class Settings(_Strict):
     def secret_values(self) -> tuple[str, ...]:
         """Header values and API keys of every backend: strings never to store, log or export."""
         values = {v for b in self.backends.values() for v in b.headers.values()}
-        values |= {key for b in self.backends.values() if (key := b.api_key())}
+        values |= {key for b in self.backends.values() if (key := b._raw_api_key())}
         return tuple(sorted(values))
 
     def backend(self, name: str | None = None) -> tuple[str, BackendConfig]:
@@ -148,7 +210,7 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("TASKDIV_DATA_DIR") or platformdirs.user_data_dir(APP_NAME)).expanduser()
+    return paths.data_dir()
 
 
 def cache_dir() -> Path:
@@ -193,6 +255,17 @@ def _find_line(text: str, loc: tuple) -> int | None:
     return None
 
 
+def read_config_text(file: Path) -> str | None:
+    """The text of the config file, None when there is none. A FIFO (which would hang), a
+    device such as /dev/zero (which never ends) or a huge file is a ConfigError, not a read."""
+    try:
+        return paths.read_text_file(file, MAX_CONFIG_BYTES)
+    except FileNotFoundError:
+        return None
+    except paths.UnreadableFile as exc:
+        raise ConfigError(f"{file}: {exc}; give the path of a TOML config file") from None
+
+
 def _env_overrides(data: dict, sources: dict[tuple, str] | None = None) -> dict:
     """Apply TASKDIV_* env vars to the raw dict; `sources` gets field path -> variable name.
 
@@ -207,7 +280,7 @@ def _env_overrides(data: dict, sources: dict[tuple, str] | None = None) -> dict:
         if raw.lstrip().startswith(("{", "[")):
             try:
                 value = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         if sources is not None:
             sources[tuple(path)] = var
@@ -224,11 +297,10 @@ def _env_overrides(data: dict, sources: dict[tuple, str] | None = None) -> dict:
 def load_settings(path: str | os.PathLike | None = None, *, env: bool = True) -> Settings:
     """Read and validate the config file (a missing file means defaults)."""
     file = config_path(path)
-    text = ""
+    text = read_config_text(file) or ""
     data: dict = {}
-    if file.exists():
+    if text:
         try:
-            text = file.read_text(encoding="utf-8")
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             # Python 3.11's tomllib puts the position only in the message: "... (at line 2, column 4)"
@@ -236,8 +308,8 @@ def load_settings(path: str | os.PathLike | None = None, *, env: bool = True) ->
             where = f"{file}:{m.group(1)}" if m else str(file)
             msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
             raise ConfigError(f"{where}: invalid TOML: {msg}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{file}: cannot read: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{file}: invalid TOML: arrays or tables nested too deeply") from None
     sources: dict[tuple, str] = {}
     if env:
         data = _env_overrides(data, sources)
@@ -269,17 +341,21 @@ def check_api_keys(settings: Settings, path: str | os.PathLike | None = None,
                    names: list[str] | None = None) -> None:
     """Fail with file, line and field when a backend's api_key_env is not set."""
     file = config_path(path)
-    text = file.read_text(encoding="utf-8") if file.exists() else ""
+    text = read_config_text(file) or ""
     for name in names if names is not None else list(settings.backends):
         backend = settings.backends[name]
-        if backend.api_key_env and not os.environ.get(backend.api_key_env):
-            loc = ("backends", name, "api_key_env")
-            line = _find_line(text, loc) if text else None
-            where = f"{file}:{line}" if line else str(file)
-            raise ConfigError(
-                f"{where}: field 'backends.{name}.api_key_env': environment variable "
-                f"{backend.api_key_env} is not set (export it to use backend {name!r})"
-            )
+        if not backend.api_key_env:
+            continue
+        line = _find_line(text, ("backends", name, "api_key_env")) if text else None
+        where = f"{file}:{line}: field 'backends.{name}.api_key_env'" if line else \
+            f"{file}: field 'backends.{name}.api_key_env'"
+        if not backend._raw_api_key():
+            raise ConfigError(f"{where}: environment variable {backend.api_key_env} is not set "
+                              f"(export it to use backend {name!r})")
+        try:
+            backend.api_key()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 EXAMPLE_CONFIG = """\

@@ -84,6 +84,14 @@ class Delta:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """The client waits before asking again (wait: a backends.base.RetryWait, with describe())."""
+    turn_id: int
+    index: int
+    wait: object
+
+
+@dataclass(frozen=True)
 class VariantSaved:
     """A finished answer is stored as a variant of its turn (variant: a store.Variant)."""
     turn_id: int
@@ -124,7 +132,7 @@ class Measured:
     report: object  # diversity.report.DiversityReport
 
 
-Event = Union[TurnAdded, NotSent, Started, Delta, VariantSaved, Failed, Classified, Measuring, Measured]
+Event = Union[TurnAdded, NotSent, Started, Delta, Waiting, VariantSaved, Failed, Classified, Measuring, Measured]
 
 
 def fit_context(messages: list[dict], window: int, reserve: int) -> tuple[bool, int, list[dict]]:
@@ -262,9 +270,28 @@ class ConversationService:
         self.store.set_active_variant(turn_id, variant_id)
         self.reload()
 
-    def _refresh_turn(self, turn_id: int) -> None:
-        """Re-read the tree once a turn's answers changed (one read per finished flow, not per Enter)."""
-        self.reload()
+    def _remember(self, turn_id: int, writer, strategy: str, backend: Backend, params: dict | None,
+                  reason: str, usage: dict | None, timings: dict | None, error: str | None = None):
+        """Finish a variant's row and add it to the tree in memory, as the store now holds it (shown at
+        its turn): what the service writes it knows, so no answer costs a read of the conversation."""
+        from .store import Variant
+
+        writer.finish(reason, usage, timings, error=error)
+        turn = self.turn(turn_id)
+        now = time.time()
+        category = None
+        if turn is not None:
+            category = {**(turn.user.category or {}), **({"override": turn.user.override} if turn.user.override
+                                                          else {})} or None
+        variant = Variant(id=writer.variant_id, text=writer.text,
+                          status="done" if reason in (None, "stop") and not error else "cut-off",
+                          finish_reason=reason, strategy=strategy, backend=backend.name, model=backend.model,
+                          params=params, usage=usage, timings=timings, metrics=None, created=now, updated=now,
+                          error=error, category=category, user_turn_id=turn_id)
+        if turn is not None:
+            turn.variants.append(variant)
+            turn.active_index = len(turn.variants) - 1
+        return variant
 
     # --- send -------------------------------------------------------------------------------
 
@@ -334,19 +361,15 @@ class ConversationService:
             raise
         return answer
 
-    def _variant(self, turn_id: int, variant_id: int):
-        turn = self.turn(turn_id)
-        return next((v for v in turn.variants if v.id == variant_id), None) if turn else None
-
-    def save_answer(self, turn_id: int, text: str, completion: Completion, strategy: str,
-                    params: dict | None = None) -> int:
-        """Store a finished answer as a variant of a turn: the one place every flow saves one."""
-        writer = self.store.start_variant(turn_id, strategy=strategy, backend=completion.backend,
-                                          model=completion.model, params=params or {})
+    def save_answer(self, turn_id: int, text: str, completion: Completion, strategy: str, backend: Backend,
+                    params: dict | None = None):
+        """Store a finished answer as a variant of a turn (the streamed ones are stored as they arrive,
+        by _Answer); returns the store.Variant."""
+        writer = self.store.start_variant(turn_id, strategy=strategy, backend=backend.name, model=backend.model,
+                                          params=params or {})
         writer.append(text)
-        usage, timings = _usage_timings(completion)
-        writer.finish(completion.finish_reason or "stop", usage, timings)
-        return writer.variant_id
+        return self._remember(turn_id, writer, strategy, backend, params or {},
+                              completion.finish_reason or "stop", *_usage_timings(completion))
 
     # --- categories -------------------------------------------------------------------------
 
@@ -476,20 +499,15 @@ class ConversationService:
                 queue.put_nowait(Delta(turn_id, index, delta))
 
             def on_answer(index: int, answer) -> None:
-                variant_id = self.save_answer(turn_id, answer.text, answer.completion, strategy, params)
-                queue.put_nowait(("saved", index, variant_id, answer.note))
+                variant = self.save_answer(turn_id, answer.text, answer.completion, strategy, backend, params)
+                queue.put_nowait(VariantSaved(turn_id, index, variant, answer.note))
 
             await generate_variants(backend, strategy, history=path[:-1], prompt=path[-1]["content"],
                                     earlier=earlier, category=taxonomy.get(letter), n=n, on_text=on_text,
                                     on_answer=on_answer, **sampling)
 
         async for item in _drain(run):
-            if isinstance(item, tuple) and item[0] == "saved":
-                _, index, variant_id, note = item
-                self._refresh_turn(turn_id)
-                yield VariantSaved(turn_id, index, self._variant(turn_id, variant_id), note)
-            elif isinstance(item, BaseException):
-                self._refresh_turn(turn_id)
+            if isinstance(item, BaseException):
                 yield Failed(turn_id, "answer", str(item) or type(item).__name__)
             else:
                 yield item
@@ -551,11 +569,9 @@ class ConversationService:
                     queue.put_nowait(Delta(turn_id, first + k, delta))
 
                 def on_answer(k: int, answer) -> None:
-                    variant_id = self.save_answer(turn_id, answer.text, answer.completion, strategy,
-                                                  {"compare": backend_names})
-                    self._refresh_turn(turn_id)
-                    queue.put_nowait(VariantSaved(turn_id, first + k, self._variant(turn_id, variant_id), answer.note,
-                                                  answer.completion))
+                    variant = self.save_answer(turn_id, answer.text, answer.completion, strategy, backend,
+                                               {"compare": backend_names})
+                    queue.put_nowait(VariantSaved(turn_id, first + k, variant, answer.note, answer.completion))
 
                 await generate_variants(backend, strategy, history=messages[:-1], prompt=messages[-1]["content"],
                                         earlier=[], category=taxonomy.get(letter), n=n, on_text=on_text,
@@ -656,7 +672,8 @@ class _Answer:
 
         completion, error, cancelled = None, None, False
         try:
-            completion = await collect(self.backend, messages, on_text=on_text, **self.params)
+            completion = await collect(self.backend, messages, on_text=on_text, on_wait=self.queue.put_nowait,
+                                       **self.params)
         except asyncio.CancelledError:
             cancelled = True
             raise
@@ -668,11 +685,9 @@ class _Answer:
         finally:
             await self.attached.wait()
             if self.writer is not None:
-                usage, timings = _usage_timings(completion)
                 reason = "cancelled" if cancelled else "error" if error else (completion.finish_reason or "stop")
-                self.writer.finish(reason, usage, timings, error=error)
-                self.service._refresh_turn(self.turn_id)
-                variant = self.service._variant(self.turn_id, self.writer.variant_id)
+                variant = self.service._remember(self.turn_id, self.writer, self.strategy, self.backend,
+                                                 self.params, reason, *_usage_timings(completion), error=error)
                 if not cancelled:
                     self.queue.put_nowait(Failed(self.turn_id, "answer", error, self.index, variant) if error
                                           else VariantSaved(self.turn_id, self.index, variant, "", completion))
@@ -685,7 +700,12 @@ class _Answer:
             yield Started(self.turn_id, self.index, self.backend.name, self.backend.model, self.strategy,
                           self.writer.variant_id if self.writer else None)
             while (item := await self.queue.get()) is not _END:
-                yield Delta(self.turn_id, self.index, item) if isinstance(item, str) else item
+                if isinstance(item, str):
+                    yield Delta(self.turn_id, self.index, item)
+                elif isinstance(item, (VariantSaved, Failed)):
+                    yield item
+                else:  # a RetryWait
+                    yield Waiting(self.turn_id, self.index, item)
         finally:
             await self.stop()
 
@@ -696,7 +716,8 @@ class _Answer:
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         if self.writer is not None and not self.writer.finished:  # cancelled before it ever ran
-            self.writer.finish("cancelled")
+            self.service._remember(self.turn_id, self.writer, self.strategy, self.backend, self.params, "cancelled",
+                                   None, None)
 
 
 async def _drain(run: Callable[[asyncio.Queue], object]) -> AsyncIterator:

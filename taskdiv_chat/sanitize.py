@@ -46,6 +46,68 @@ def for_display(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
+def for_input(text: str) -> str:
+    """`text` as the input box takes it: like `for_display`, but other control characters are dropped."""
+    text = _SEQUENCE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
+
+
 def is_clean(text: str) -> bool:
     """True when `for_display` would leave `text` unchanged."""
     return for_display(text) == text
+
+
+# A sequence that is complete as it stands: the forms of _SEQUENCE with their final byte or
+# terminator (a two-byte ESC x whose x opens a longer form is not complete).
+_COMPLETE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
+    r"|\x1b(?:[ -/]+[0-~]|[0-OQ-WYZ\\`-~])"
+)
+_INTRODUCER = re.compile(r"[\x1b\x90\x98\x9b\x9d\x9e\x9f]")
+
+
+class DisplayStream:
+    """for_display for text that arrives in pieces (a streamed answer).
+
+    An escape sequence or a CR LF cut between two pieces is held back until it is
+    complete, so the pieces shown add up to for_display of the whole text rather than
+    leaving the tail of a window title on the screen. `flush()` at the end."""
+
+    HOLD_MAX = 4096  # longer than any real sequence: past it the text is shown (made safe) anyway
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        text = self._held + text
+        cut = _unfinished_tail(text)
+        self._held = text[cut:]
+        return for_display(text[:cut])
+
+    def flush(self) -> str:
+        text, self._held = self._held, ""
+        return for_display(text)
+
+
+def _unfinished_tail(text: str) -> int:
+    """Where a sequence (or a CR) that the next piece may complete starts; len(text) if none."""
+    start = max(0, len(text) - DisplayStream.HOLD_MAX)
+    last = None
+    for last in _INTRODUCER.finditer(text, start):
+        pass
+    if last is not None:
+        at = last.start()
+        partial = _SEQUENCE.match(text, at)
+        if partial is not None and partial.end() == len(text) and not _COMPLETE.fullmatch(partial.group()):
+            return at
+    return len(text) - 1 if text.endswith("\r") else len(text)
+
+
+def json_for_display(text: str) -> str:
+    """JSON text safe for a terminal and still the same JSON: C1 controls, DEL and the
+    bidirectional overrides (which json.dumps(ensure_ascii=False) leaves raw) as \\u escapes."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")

@@ -45,21 +45,20 @@ def fake_settings(server, *, trust="llm", capable=None, method="auto") -> Settin
 
 # --- parse_letter ------------------------------------------------------------------------------
 
-MESSY_ANSWERS = [
+MESSY_ANSWERS = [  # strict: a bare letter, "Answer: X", or a letter with its own category's name
     ("G", "G"), (" g\n", "G"), ("**G**", "G"), ("G.", "G"), ("(G)", "G"), ("[E]", "E"), ("D)", "D"),
-    ("Answer: G", "G"), ("The category is G.", "G"), ("letter: h", "H"), ("Option D", "D"),
+    ("Answer: G", "G"), ("letter: h", "H"), ("The answer is: E", "E"), ("**Answer:** C", "C"),
     ("G. Creative Writing", "G"), ("C - Random Generation", "C"), ("Category: D - Problem-Solving Objective", "D"),
-    ("Creative Writing", "G"), ("Encyclopedia Inquiry", "F"), ("This is a creative writing task.", "G"),
-    ("I would classify this as Creative Writing (G).", "G"),
-    ("The correct category is **B** (Underspecified Singular Objective).", "B"),
-    ("<think>A poem... maybe B? No, it is creative.</think>\nG", "G"),
+    ("<think>A poem... maybe B? No, it is creative.</think>\nG", "G"), ("'F'", "F"),
     ("A", "A"), ("A. Well-Specified Singular Objective", "A"), ("A Well-Specified Singular Objective", "A"),
-    ("A story request falls under G", "G"), ("It's A", "A"), ("Sure! The answer is: E", "E"),
-    ("F\n\nExplanation: the prompt asks about history.", "F"), ("The prompt asks for advice, so H.", "H"),
-    ("I think it is D, a math problem.", "D"), ("'F'", "F"),
 ]
 UNREADABLE = ["", "   ", "I cannot classify this.", "B or C", "None of these", "other",
-              "<think>still thinking when the tokens ran out", "Problem-solving (it depends)"]
+              "<think>still thinking when the tokens ran out", "Problem-solving (it depends)",
+              # a weak server's replies that a lenient reader took for letters
+              "A-H\nThe Autumn of the World", "A haiku about autumn", "A. Creative Writing", "G is for Grace",
+              "The category is G.", "Option D", "Creative Writing", "I think it is D, a math problem.",
+              "A story request falls under G", "It's A", "Sure! The answer is: E", "The prompt asks for advice, so H.",
+              "F\n\nExplanation: the prompt asks about history."]
 
 
 @pytest.mark.parametrize("answer, letter", MESSY_ANSWERS)
@@ -82,7 +81,7 @@ async def test_llm_classifier_sends_the_papers_prompt_at_temperature_zero(fake_s
     body = fake_server.requests[0]
     assert body["temperature"] == 0
     assert body["messages"] == [{"role": "user", "content": taxonomy.classification_prompt("Solve 3x + 7 = 22.")}]
-    assert body["max_tokens"] <= 32
+    assert body["max_tokens"] >= 256  # room for a <think> block before the letter
 
 
 @pytest.mark.parametrize("answer, letter", [("**H**", "H"), ("G. Creative Writing", "G"),
@@ -156,7 +155,7 @@ async def test_follow_up_inherits_previous_category_without_asking_anyone(fake_s
 
 async def test_a_new_task_after_a_turn_is_classified_afresh(fake_server):
     fake_server.responder = lambda body: Reply("C")
-    result = await classify_turn("Roll a d20 for me.", settings=fake_settings(fake_server),
+    result = await classify_turn("Roll a d20 for me.", settings=fake_settings(fake_server, capable=True),
                                  previous=Classification("G", 0.9, "llm"))
     assert (result.letter, result.method) == ("C", "llm")
     assert len(fake_server.requests) == 1
@@ -208,14 +207,16 @@ async def test_auto_never_asks_the_embedded_model(warm_local):
 
 async def test_auto_with_a_capable_backend_keeps_the_llm_answer_when_trusted(fake_server, warm_local):
     fake_server.responder = lambda body: Reply("H")
-    result = await classify_turn("Write a sonnet about autumn.", settings=fake_settings(fake_server, trust="llm"))
+    result = await classify_turn("Write a sonnet about autumn.", 
+                                 settings=fake_settings(fake_server, trust="llm", capable=True))
     assert (result.letter, result.method) == ("H", "llm")
     assert len(fake_server.requests) == 1
 
 
 async def test_auto_keeps_the_local_answer_when_trusted_and_notes_the_llm(fake_server, warm_local):
     fake_server.responder = lambda body: Reply("H")
-    result = await classify_turn("Write a sonnet about autumn.", settings=fake_settings(fake_server, trust="local"))
+    result = await classify_turn("Write a sonnet about autumn.", 
+                                 settings=fake_settings(fake_server, trust="local", capable=True))
     assert (result.letter, result.method) == ("G", "local")
     assert "llm said H" in result.detail
 
@@ -229,7 +230,7 @@ async def test_auto_skips_a_backend_marked_not_capable(fake_server, warm_local):
 async def test_auto_reports_the_local_answer_first_when_the_llm_is_slow(fake_server, warm_local):
     fake_server.responder = lambda body: Reply("G", first_byte_delay=3.0)
     seen: list[Classification] = []
-    result = await classify_turn("Write a haiku about snow.", settings=fake_settings(fake_server),
+    result = await classify_turn("Write a haiku about snow.", settings=fake_settings(fake_server, capable=True),
                                  on_local=seen.append)
     assert [c.method for c in seen] == ["local"]
     assert (result.letter, result.method) == ("G", "llm")

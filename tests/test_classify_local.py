@@ -42,6 +42,19 @@ def test_importing_the_classifier_loads_no_model_or_heavy_library():
     assert out.stdout.strip() == "[] False"
 
 
+def test_the_head_runs_on_numpy_alone():
+    """Reading the request and applying the head import neither scikit-learn nor scipy (the embedding is
+    embeddings.embed()'s business)."""
+    code = ("import sys, numpy as np\nfrom taskdiv_chat.classify.head import Head\n"
+            "from taskdiv_chat.classify.request import extract_request\n"
+            "head = Head.load()\ntext = extract_request('Act as a pirate, flip a coin.').text\n"
+            "p = head.probabilities([text], np.full((1, head.dims), head.dims ** -0.5))\n"
+            "print(p.shape, round(float(p.sum()), 6), sorted(m for m in ('sklearn', 'scipy', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(1, 9) 1.0 []"
+
+
 def test_loads_the_shipped_head_and_trains_nothing(monkeypatch):
     import taskdiv_chat.classify.train as train
 

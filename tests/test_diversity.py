@@ -7,6 +7,7 @@ import gzip
 import pytest
 
 from taskdiv_chat import taxonomy
+from taskdiv_chat.diversity.answers import answers_match, problem_answer
 from taskdiv_chat.diversity.judge import LocalJudge
 from taskdiv_chat.diversity.metrics import (
     compression_ratio,
@@ -16,6 +17,7 @@ from taskdiv_chat.diversity.metrics import (
     vocabulary_diversity,
 )
 from taskdiv_chat.diversity.report import DiversityReport, UnionFind, analyze, quick_report, verdict
+from taskdiv_chat.diversity.text import normalize_answer
 
 A, D, G = (taxonomy.get(x) for x in "ADG")
 
@@ -174,3 +176,124 @@ def test_quick_report_has_generic_metrics_only():
     assert quick["n"] == 3 and len(quick["similarity"]) == 3
     assert quick["generic"]["compression_ratio"] > 0
     assert "groups" not in quick
+
+
+# --- final answers in real model text (GPT-4o, Claude, Llama, Qwen/DeepSeek with <think>, Mistral, Gemma styles) ---
+
+FINAL_ANSWERS = [
+    ('What is 17*23?',
+     'so 17*23 is equal to 391',
+     '391'),
+    ('What is 17*23?',
+     '17 × 23 = 17 × 20 + 17 × 3 = 340 + 51 = 391.',
+     '391'),
+    ('What is 17*23?',
+     "Let's break it down:\n\n1. 17 × 20 = 340\n2. 17 × 3 = 51\n3. 340 + 51 = 391\n\nSo, **17 × 23 = 391**.",
+     '391'),
+    ('What is 17*23?',
+     "To find 17*23, I'll multiply: 17*23 = 320. Hmm wait, let me recheck: 17*3 = 51, 17*20 = 340, total 391.",
+     '391'),
+    ('What is 17*23?',
+     'The final answer is: $\\boxed{391}$',
+     '391'),
+    ('What is 17*23?',
+     '<think>17*23... 17*20=340, 17*3=51, 4 digits? no. 391.</think>\n17 × 23 = **391**',
+     '391'),
+    ('What is 17*23?',
+     'Three hundred ninety-one.',
+     '391'),
+    ('What is 17*23?',
+     '17*23 = "320"',
+     '320'),
+    ('How far does she walk?',
+     'She walks 1.5 km each way, so in total:\n\n**Answer:** 3 km',
+     '3 km'),
+    ('How far does she walk?',
+     '**Answer:** 4 km',
+     '4 km'),
+    ('How far does she walk?',
+     'She walks four kilometres in total.',
+     '4 km'),
+    ('How far does she walk?',
+     'Total distance = 2 × 2 km = 4 kilometers.',
+     '4 km'),
+    ('Solve 3x + 7 = 22.',
+     '3x = 15\nx = 5\n\nThe solution is $x = 5$.',
+     '5'),
+    ('Solve 3x + 7 = 22.',
+     'Subtracting 7 gives $3x = 15$, and dividing by 3,\n$$x = \\boxed{5}$$',
+     '5'),
+    ('Solve x^2 - 5x + 6 = 0.',
+     'Factor: (x - 2)(x - 3) = 0, so x = 2 or x = 3.',
+     '2 3'),
+    ('What is 1/2 + 1/4?',
+     '$\\frac{1}{2} + \\frac{1}{4} = \\frac{2}{4} + \\frac{1}{4} = \\boxed{\\frac{3}{4}}$',
+     '0.75'),
+    ('What is 1/2 + 1/4?',
+     'The sum is 3/4 (or 0.75).',
+     '0.75'),
+    ('What is 15% of 80?',
+     '10% of 80 is 8 and 5% is 4, so 15% of 80 is **12**.',
+     '12'),
+    ('What is 15% of 80?',
+     '## Solution\n\n0.15 × 80 = 12\n\n### Final Answer\n12',
+     '12'),
+    ('How many ways can 3 people sit in a row?',
+     'There are 3! = 6 ways.',
+     '6'),
+    ('How many ways can 3 people sit in a row?',
+     'The first seat has 3 choices, the second 2, the last 1: 3 × 2 × 1 = 6 arrangements in total.',
+     '6'),
+    ('How many ways can 3 people sit in a row?',
+     "Listing them: ABC, ACB, BAC, BCA, CAB, CBA. That's six ways.",
+     '6'),
+    ('A train travels 120 km in 2 hours. What is its speed?',
+     'Speed = distance / time = 120 / 2 = 60 km/h.',
+     '60 km/h'),
+    ('A train travels 120 km in 2 hours. What is its speed?',
+     'It goes 60 kilometres per hour.',
+     '60 km/h'),
+    ('A train travels 120 km in 2 hours. What is its speed?',
+     'In one hour it covers half of 120 km, i.e. 60 km, so its speed is sixty km per hour.',
+     '60 km/h'),
+    ('Is 91 prime?',
+     'No. 91 = 7 × 13, so it is not prime.',
+     'no'),
+    ('What is the sum of the first 10 positive integers?',
+     'Using n(n+1)/2 with n = 10: 10 × 11 / 2 = 55.\n\nThe answer is 55.',
+     '55'),
+    ('What is the sum of the first 10 positive integers?',
+     'Pair them: (1+10) + (2+9) + ... = 5 pairs of 11 = 55. I hope this helps! Let me know if you have other questions.',
+     '55'),
+    ('What is 2^10?',
+     '2^10 = 1,024',
+     '1024'),
+    ('What is 2^10?',
+     '\\[2^{10} = 1024\\]',
+     '1024'),
+    ('What is the remainder when 100 is divided by 7?',
+     '100 = 7 × 14 + 2, so the remainder is 2.',
+     '2'),
+    ('What is the remainder when 100 is divided by 7?',
+     '7 × 14 = 98, and 100 − 98 = 2. **Remainder: 2**',
+     '2'),
+]
+
+
+@pytest.mark.parametrize("prompt, text, expected", FINAL_ANSWERS)
+def test_final_answer_extraction_on_real_style_answers(prompt, text, expected):
+    got = problem_answer(text, prompt)
+    assert got is not None and answers_match(got, normalize_answer(expected)), (got, expected)
+
+
+@pytest.mark.parametrize("a, b", [("4 km", "four kilometres"), ("60 km/h", "60 kilometres per hour"), ("$5", "5 dollars"),
+                                  ("3/4", "\\frac{3}{4}"), ("391", "three hundred and ninety-one"), ("50%", "50 percent"),
+                                  ("✂️", "scissors"), ("⚄", "5"), ("1,024", "1024")])
+def test_normalized_answers_match_across_spellings(a, b):
+    assert normalize_answer(a) == normalize_answer(b)
+
+
+@pytest.mark.parametrize("a, b", [("4 km", "5 km"), ("391", "320"), ("3/4", "1/2"), ("rock", "scissors")])
+def test_normalized_answers_keep_different_answers_apart(a, b):
+    assert not answers_match(normalize_answer(a), normalize_answer(b))
+

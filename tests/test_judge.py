@@ -14,8 +14,10 @@ from taskdiv_chat import taxonomy
 from taskdiv_chat.backends.openai import OpenAIBackend
 from taskdiv_chat.config import BackendConfig, Settings
 from taskdiv_chat.diversity.calibrate import read_pairs
-from taskdiv_chat.diversity.judge import LLMJudge, LocalJudge, make_judge, parse_yes_no, short_answer_rule
+from taskdiv_chat.diversity.judge import (LLMJudge, LocalJudge, make_judge, near_identical, parse_yes_no,
+                                         short_answer_rule)
 from tests.support.fake_server import Reply
+from tests.test_capability import good
 
 PAIRS_FILE = Path(__file__).parent / "data" / "judge_pairs.jsonl"
 STORY_1 = "A lighthouse keeper rescued a drowning sailor during a storm and they became lifelong friends."
@@ -47,6 +49,11 @@ def test_parse_yes_no():
     assert parse_yes_no("No.") is False
     assert parse_yes_no("<think>yes or no? they differ</think>\nNO") is False
     assert parse_yes_no("I cannot tell") is None
+    assert parse_yes_no("Answer: **NO**") is False
+    assert parse_yes_no("No, they differ in plot.") is False
+    assert parse_yes_no("<think>they look alike... yes, probably") is None  # cut off while thinking
+    assert parse_yes_no("Not really the same") is None
+    assert parse_yes_no("There is no difference") is None  # prose that contains "no" is not a verdict
 
 
 # --- LLM judge against the loopback server --------------------------------------------------
@@ -128,11 +135,77 @@ async def test_llm_judge_caches_by_content_across_instances(fake_server, judge_b
     await judge_backend.aclose()
 
 
-async def test_llm_judge_counts_an_unparseable_reply_as_different(fake_server, judge_backend):
-    fake_server.responder = lambda body: Reply("Maybe, it depends on the reader.")
+@pytest.mark.parametrize("reply", ["Maybe, it depends on the reader.", "<think>Both stories have a lighthouse and",
+                                   "The answer is probably yes", "No idea", "Yes and no", ""])
+async def test_llm_judge_calls_an_unreadable_reply_unknown_never_different(fake_server, judge_backend, reply):
+    fake_server.responder = lambda body: Reply(reply)
     judge = LLMJudge(judge_backend)
-    assert await judge.equivalent("Write a story.", "G", STORY_1, STORY_2) is False
+    assert await judge.equivalent("Write a story.", "G", STORY_1, STORY_2) is None
     assert judge.unparsed == 1
+    await judge_backend.aclose()
+
+
+async def test_llm_judge_gives_a_thinking_model_room_and_reads_past_the_thinking(fake_server, judge_backend):
+    fake_server.responder = lambda body: Reply("<think>Same keeper, same storm, same rescue.</think>\n**YES**")
+    judge = LLMJudge(judge_backend)
+    assert await judge.equivalent("Write a story.", "G", STORY_1, STORY_2) is True
+    assert fake_server.requests[-1]["max_tokens"] >= 512
+    await judge_backend.aclose()
+
+
+async def test_unknown_pairs_are_left_out_of_the_groups_and_the_badge_says_so(fake_server, judge_backend):
+    from taskdiv_chat.diversity.report import analyze
+
+    def replies(body: dict) -> Reply:  # answers 0 and 1 judged equal, anything with answer 2 unreadable
+        text = body["messages"][-1]["content"]
+        return Reply("I can't decide." if "volcano" in text else "YES")
+
+    fake_server.responder = replies
+    answers = [STORY_1, STORY_2, "A volcano in Iceland wakes up and a girl bakes bread on its warm slope."]
+    report = await analyze("Write a story.", taxonomy.get("G"), answers, LLMJudge(judge_backend))
+    assert report.groups == [[0, 1], [2]]
+    assert report.unknown_pairs == 2  # an unknown verdict with one member sends answer 2 on to the next
+    assert report.pairwise[0][2] is None and report.pairwise[1][2] is None and report.pairwise[0][1] is True
+    assert "2 pairs unknown" in report.badge_text and "unreadable" in report.reason
+    await judge_backend.aclose()
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("The capital is Canberra.", "the capital is canberra", True),
+    ("**Paris** is the capital.", "Paris is the capital!", True),
+    (STORY_1, STORY_1.replace("a drowning", "the drowning"), True),
+    (STORY_1, STORY_1.replace("rescued", "rescued").replace("lifelong", "life-long"), True),
+    ("Subtract 7 from both sides to get 3x = 15 and divide by 3, so x = 5 is the solution we want here.",
+     "Subtract 7 from both sides to get 3x = 15 and divide by 3, so x = 6 is the solution we want here.", False),
+    (STORY_1, STORY_1.replace("became", "never became"), False),
+    ("The capital of Australia is Sydney, a large city.", "The capital of Australia is Canberra, a large city.", False),
+])
+def test_near_identical_text(a, b, same):
+    assert near_identical(a, b) is same
+
+
+async def test_identical_answers_are_one_group_without_asking(fake_server, judge_backend):
+    from taskdiv_chat.diversity.report import analyze
+
+    fake_server.responder = lambda body: Reply("NO")  # a judge that would split them
+    answers = ["Autumn leaves falling\nquietly on the wet road\nsummer says goodbye"] * 3
+    report = await analyze("Write a haiku about autumn.", taxonomy.get("G"), answers, LLMJudge(judge_backend))
+    assert report.unique == 1 and report.badge_text == "1/3 unique"
+    assert fake_server.requests == []
+    local = await analyze("Write a haiku about autumn.", taxonomy.get("G"), answers, LocalJudge())
+    assert local.unique == 1
+    await judge_backend.aclose()
+
+
+async def test_a_pair_already_in_one_group_is_not_asked(fake_server, judge_backend):
+    from taskdiv_chat.diversity.report import analyze
+
+    fake_server.responder = lambda body: Reply("YES")
+    answers = [f"{STORY_1} Told for the {i}th time, with {i} gulls watching." for i in range(4, 9)]
+    judge = LLMJudge(judge_backend)
+    report = await analyze("Write a story.", taxonomy.get("G"), answers, judge)
+    assert report.unique == 1
+    assert judge.calls == 4  # each newcomer meets the one group once: 4 requests, not the 10 pairs
     await judge_backend.aclose()
 
 
@@ -143,9 +216,73 @@ def test_auto_picks_local_for_the_embedded_backend():
     assert isinstance(make_judge(Settings()), LocalJudge)
 
 
-async def test_auto_picks_the_llm_judge_for_a_capable_backend(fake_backend_settings):
-    judge = make_judge(fake_backend_settings)
-    assert isinstance(judge, LLMJudge)
+def _capable_server(body: dict) -> Reply:
+    """Answers the self-check right (test_capability.good), then judges: same lighthouse story or not."""
+    reply = good(body)
+    if reply.text == "H":  # not a self-check item
+        return Reply("YES" if "lighthouse" in body["messages"][-1]["content"].lower() else "NO")
+    return reply
+
+
+def _unchecked(server) -> Settings:
+    return Settings(default_backend="fake", backends={"fake": BackendConfig(base_url=server.base_url, model="test-model")})
+
+
+def _weak_server(body: dict) -> Reply:
+    """A small model behind llama.cpp: chatters instead of answering with a letter or YES/NO."""
+    return Reply("A-H\nThe Autumn of the World\nLeaves fall on")
+
+
+async def test_auto_judges_with_a_server_only_after_it_passes_the_self_check(fake_server):
+    settings = _unchecked(fake_server)
+    from taskdiv_chat.capability import cached
+
+    fake_server.responder = _capable_server
+    judge = make_judge(settings)
+    assert "self-check" in judge.describe() and "pending" in judge.describe()
+    assert await judge.equivalent("Write a story.", "G", STORY_1, STORY_2) is True
+    assert isinstance(judge.inner, LLMJudge)
+    checked = len(fake_server.requests) - 1
+    assert checked == 8  # 4 prompts to classify, 4 pairs to judge
+    await judge.aclose()
+    config = settings.backend()[1]
+    assert cached(config).judge and cached(config).source == "self-check"
+    again = make_judge(settings)  # the cached result: no second check
+    assert isinstance(again, LLMJudge)
+    await again.aclose()
+
+
+async def test_auto_falls_back_to_local_when_the_server_fails_the_self_check(fake_server):
+    settings = _unchecked(fake_server)
+    from taskdiv_chat.diversity.report import analyze
+
+    fake_server.responder = _weak_server
+    judge = make_judge(settings)
+    report = await analyze("Write a story.", taxonomy.get("G"), [STORY_1, STORY_2], judge)
+    assert isinstance(judge.inner, LocalJudge) and report.groups == [[0, 1]]
+    assert "not capable" in report.judge and "unreadable" in report.judge and "A-H" in report.judge
+    n = len(fake_server.requests)
+    assert isinstance(make_judge(settings), LocalJudge)  # cached: the server is not asked again
+    assert len(fake_server.requests) == n
+    await judge.aclose()
+
+
+async def test_config_capable_true_overrides_the_self_check(fake_server):
+    settings = Settings(default_backend="fake", backends={
+        "fake": BackendConfig(base_url=fake_server.base_url, model="test-model", capable=True)})
+    fake_server.responder = _weak_server
+    judge = make_judge(settings)
+    assert isinstance(judge, LLMJudge) and fake_server.requests == []
+    await judge.aclose()
+
+
+async def test_the_judge_backend_is_set_apart_from_the_chat_backend(fake_server):
+    from taskdiv_chat.config import JudgeConfig
+
+    settings = Settings(default_backend="local", judge=JudgeConfig(backend="server"), backends={
+        "server": BackendConfig(base_url=fake_server.base_url, model="judge-model", capable=True)})
+    judge = make_judge(settings, None, "local")  # the chat runs on the embedded model
+    assert isinstance(judge, LLMJudge) and judge.backend.model == "judge-model"
     await judge.aclose()
 
 
@@ -199,10 +336,37 @@ def test_labeled_pairs_cover_every_category_with_ten_or_more():
 
 
 def test_calibration_and_evaluation_sets_share_no_pair():
-    calibration = Path(__file__).parent.parent / "taskdiv_chat" / "data" / "judge_calibration.jsonl"
+    data = Path(__file__).parent.parent / "taskdiv_chat" / "data"
     key = lambda r: (r["response_1"], r["response_2"])  # noqa: E731
-    assert not {key(r) for r in read_pairs(calibration)} & {key(r) for r in read_pairs(PAIRS_FILE)}
-    assert json.loads((calibration.parent / "judge_model.json").read_text())["model"]["features"]
+    trained = {key(r) for name in ("judge_calibration.jsonl", "judge_hard_pairs.jsonl") for r in read_pairs(data / name)}
+    assert not trained & {key(r) for r in read_pairs(PAIRS_FILE)}
+    groups = json.loads((data / "judge_model.json").read_text())["groups"]
+    assert {"*", "answer", "method", "advice"} <= set(groups)
+
+
+HARD_PATTERNS = [  # the patterns word overlap gets wrong, each in a style of its own
+    ("A", "How many legs does an insect have?", "Six.", "Insects have 6 legs, in three pairs.", True),
+    ("A", "How many legs does an insect have?", "Insects have six legs.", "Insects have eight legs.", False),
+    ("A", "What is the boiling point of water at sea level?", "100 °C", "It boils at one hundred degrees Celsius.", True),
+    ("C", "Rock, paper or scissors?", "✂️", "I pick scissors!", True),
+    ("C", "Rock, paper or scissors?", "✊", "Paper.", False),
+    ("C", "Roll a die.", "🎲 ⚂", "It's a three.", True),
+    ("A", "Who wrote Romeo and Juliet?", "William Shakespeare.", "The Bard of Avon wrote it in the 1590s.", True),
+    ("A", "Which city is known as the Big Apple?", "New York City.", "NYC, of course.", True),
+    ("D", "Solve x + y = 10, x - y = 2.", "Add the equations: 2x = 12, so x = 6 and y = 4.",
+     "From the first, y = 10 - x. Substitute into the second: x - (10 - x) = 2, so x = 6, y = 4.", False),
+    ("D", "What is 25% of 60?", "A quarter of 60 is 15.", "0.25 × 60 = 15", False),
+    ("D", "What is 17 × 23?", "17 × 23 = 391", "\\(17 \\times 23 = \\boxed{391}\\)", True),
+    ("H", "Should I learn the guitar or the piano first?", "Start with the piano: it lays out music theory visually.",
+     "Go for the guitar — it's portable and you'll play songs within weeks.", False),
+    ("G", "Write a haiku about snow.", "White hush on the field\nfootprints fill before they're seen\nthe fox is a rumor",
+     "White hush on the field\nfootprints fill before they're seen\nthe fox is a rumor", True),
+]
+
+
+@pytest.mark.parametrize("letter, prompt, a, b, expected", HARD_PATTERNS)
+async def test_local_judge_on_hard_patterns(letter, prompt, a, b, expected):
+    assert await LocalJudge().equivalent(prompt, letter, a, b) is expected
 
 
 async def test_analyze_falls_back_to_the_local_judge_when_the_server_fails(fake_server, judge_backend):

@@ -50,3 +50,58 @@ def test_ordinary_text_untouched():
     assert for_display(text) == text
     assert is_clean(text)
     assert not is_clean(f"{ESC}[2J")
+
+
+def test_input_drops_whole_sequences_and_controls():
+    from taskdiv_chat.sanitize import for_input
+
+    assert for_input(f"copy{ESC}]52;c;cm0gLXJmIH4=\x07 this\x07\r\n\tnext") == "copy this\n\tnext"
+
+
+# --- streamed text: sequences cut between pieces ---------------------------------------------
+
+from taskdiv_chat.sanitize import DisplayStream, json_for_display  # noqa: E402
+
+STREAMED = (f"Hi {ESC}]0;pwned{ESC}\\there{ESC}[2J{ESC}[H ok\r\nnext\x9b31mred{ESC}]52;c;ZWNobw==\x07 "
+            f"{ESC}7a{ESC}8b{ESC}(Bc\x90dcs\x9c end\r")
+
+
+def shown_in_pieces(text: str, cuts: list[int]) -> str:
+    screen = DisplayStream()
+    bounds = [0, *cuts, len(text)]
+    return "".join(screen.feed(text[a:b]) for a, b in zip(bounds, bounds[1:])) + screen.flush()
+
+
+def test_stream_cut_anywhere_shows_what_the_whole_text_shows():
+    whole = for_display(STREAMED)
+    for i in range(1, len(STREAMED)):
+        assert shown_in_pieces(STREAMED, [i]) == whole, i
+        for j in range(i + 1, min(i + 6, len(STREAMED))):
+            assert shown_in_pieces(STREAMED, [i, j]) == whole, (i, j)
+
+
+def test_stream_holds_back_only_what_may_continue():
+    screen = DisplayStream()
+    assert screen.feed("plain words ") == "plain words "
+    assert screen.feed(f"then {ESC}]0;ti") == "then "  # an unfinished title is held
+    assert screen.feed("tle\x07 after") == " after"
+    assert screen.feed("line\r") == "line"  # maybe CR LF: wait for the next piece
+    assert screen.feed("\nmore") == "\nmore"
+    assert screen.feed(f"{ESC}[1") == ""
+    assert screen.flush() == ""  # a sequence cut off at the very end is dropped, as for_display drops it
+
+
+def test_stream_does_not_hold_forever():
+    screen = DisplayStream()
+    out = screen.feed(f"{ESC}]0;" + "x" * (DisplayStream.HOLD_MAX + 10))
+    out += screen.feed(" visible")
+    assert out.endswith(" visible") and ESC not in out
+
+
+def test_json_for_display_escapes_what_json_leaves_raw():
+    import json
+
+    text = json.dumps({"t": "a\x9b31m\u202eb\x7f"}, ensure_ascii=False)
+    safe = json_for_display(text)
+    assert json.loads(safe) == json.loads(text)
+    assert not any(c in safe for c in "\x9b\u202e\x7f")

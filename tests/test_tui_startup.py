@@ -7,15 +7,11 @@ the boot screen is up. One test runs the real command in a pseudo-terminal.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import select
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 from pathlib import Path
@@ -32,6 +28,7 @@ from taskdiv_chat.tui.widgets.prompt import PromptArea
 from tests.support import write_config
 from tests.support.fake_server import Reply
 from tests.support.pilot import SIZE, wait_for
+from tests.support.terminal import start_in_pty
 
 BROKEN = '[ui]\ntheme = "x"\ncolour = "red"\n'
 BROKEN_MESSAGE = ":3: field 'ui.colour': unknown field"
@@ -39,7 +36,8 @@ BROKEN_MESSAGE = ":3: field 'ui.colour': unknown field"
 
 def fake_config(fake_server, extra: str = "") -> Path:
     return write_config(f'default_backend = "fake"\n{extra}\n[backends.fake]\nbase_url = "{fake_server.base_url}"\n'
-                        f'model = "test-model"\nmax_retries = 2\nread_timeout = 5\nconnect_timeout = 2\n')
+                        f'model = "test-model"\nmax_retries = 2\nread_timeout = 5\nconnect_timeout = 2\n'
+                        'capable = true\n')  # trusted: no capability self-check
 
 
 def responder(answer: str):
@@ -109,11 +107,7 @@ def test_the_ui_start_imports_neither_the_config_nor_the_commands():
 
 def test_broken_config_in_a_terminal_exits_2_with_one_line():
     path = write_config(BROKEN)
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "taskdiv_chat"], stdin=slave, stdout=slave, stderr=slave,
-                            env={**os.environ, "TERM": "xterm-256color"}, close_fds=True)
-    os.close(slave)
+    proc, master = start_in_pty(30, 100)
     output = b""
     deadline = time.monotonic() + 60
     try:

@@ -23,13 +23,32 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+@dataclass(frozen=True)
+class RetryWait:
+    """The client is about to wait before asking again (a 429/5xx, a dropped connection)."""
+
+    seconds: float
+    attempt: int  # the attempt about to be made: 2 for the first retry
+    attempts: int  # at most this many in all
+    reason: str  # the error that made us wait, already phrased for the user
+    retry_after: bool  # the server asked for this wait (Retry-After), not our own backoff
+
+    def describe(self) -> str:
+        why = "as the server asked (Retry-After)" if self.retry_after else "before retrying"
+        return f"{self.reason}; waiting {self.seconds:.3g} s {why}, then attempt {self.attempt} of {self.attempts}"
+
+
 @dataclass(slots=True)
 class Chunk:
-    """One piece of a streamed answer: text, and on the last piece the finish reason/usage."""
+    """One piece of a streamed answer: text, and on the last piece the finish reason/usage.
+
+    A chunk with `wait` set carries no text: it tells the consumer that the client is
+    about to sleep before retrying, so a UI can say so instead of looking stuck."""
 
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    wait: RetryWait | None = None
 
 
 @dataclass
@@ -108,6 +127,18 @@ class MalformedStreamError(BackendError):
     kind = "malformed-stream"
 
 
+class DeadlineError(BackendError):
+    """The answer took longer than the backend's answer_timeout, all retries included."""
+
+    kind = "deadline"
+
+
+class AnswerTooLargeError(BackendError):
+    """The answer grew past the backend's max_answer_chars; the text up to the cap is kept."""
+
+    kind = "too-large"
+
+
 class ConnectionRefusedError_(BackendError):
     kind = "connection"
     retryable = True
@@ -138,8 +169,9 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def collect(backend: Backend, messages: list[Message], on_text=None, **params) -> Completion:
-    """Stream an answer into a Completion, calling on_text(delta) as text arrives.
+async def collect(backend: Backend, messages: list[Message], on_text=None, on_wait=None, **params) -> Completion:
+    """Stream an answer into a Completion, calling on_text(delta) as text arrives and
+    on_wait(RetryWait) before the client sleeps to retry.
 
     On error the BackendError carries the text received so far in .partial.
     Cancelling the calling task stops the stream and closes the connection; the
@@ -150,6 +182,8 @@ async def collect(backend: Backend, messages: list[Message], on_text=None, **par
     try:
         async with contextlib.aclosing(backend.stream(messages, **params)) as chunks:
             async for chunk in chunks:
+                if chunk.wait is not None and on_wait:
+                    on_wait(chunk.wait)
                 if chunk.text:
                     if result.first_token_s is None:
                         result.first_token_s = time.monotonic() - result.started

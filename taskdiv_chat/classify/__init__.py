@@ -66,6 +66,14 @@ async def classify_turn(text: str, *, settings: Settings, backend_name: str | No
 
         backend = make_backend(settings, backend_name)
     try:
+        if method == "auto":  # a server classifies only after passing the self-check (cached)
+            from ..capability import ensure
+
+            capability = await ensure(settings, backend_name, backend)
+            if not capability.classify:
+                result = await asyncio.to_thread(local.classify, text, context)
+                result.detail = "; ".join(filter(None, [result.detail, f"server {capability.summary}"]))
+                return result
         if method == "llm":
             return await LLMClassifier(backend, local).classify(text, context)
         return await _auto(text, context, LLMClassifier(backend, local), local, settings.classify.trust, on_local)

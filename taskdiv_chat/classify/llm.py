@@ -1,9 +1,9 @@
 """The paper's classifier: the chat model reads the category list and answers with one letter.
 
-Models rarely answer with the bare letter alone ("**G**", "Answer: G", "G. Creative
-Writing", "I'd say Creative Writing", a <think> block first), so `parse_letter` reads
-the answer the way a person would; what it cannot read falls back to the local
-classifier, and the result says so.
+The answer is read strictly (a weak server's "A-H\nThe Autumn of the World" is not
+the letter A): after any <think> block it must be a bare letter ("G", "**G**",
+"(G)"), "Answer: G", or a letter with its own category's name ("G. Creative
+Writing"). Anything else falls back to the local classifier, and the result says so.
 """
 
 from __future__ import annotations
@@ -16,50 +16,39 @@ from ..backends.base import Backend, BackendError, Message
 from .followup import follow_up_source
 from .result import Classification
 
-MAX_TOKENS = 24  # a letter, or a letter and the category name; more is chatter we do not need
+MAX_TOKENS = 512  # a letter, after a reasoning model's <think> block
 CLEAN = 1.0  # confidence of a bare-letter answer
-EXTRACTED = 0.8  # confidence of a letter dug out of a longer answer
+EXTRACTED = 0.8  # confidence of "Answer: G" or a letter with its category name
 
-_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
-_NOISE = re.compile(r"[*_`#\"'“”‘’«»\[\](){}<>]")
-_BARE = re.compile(r"\s*(?:category|letter|answer)?\s*[:\-]?\s*([A-Ha-h])\s*[.)\]:!]?\s*", re.I)
-_LABELLED = re.compile(r"\b(?:answer|category|letter|classification|class|label|choice|option)\s*"
-                       r"(?:is|would be|:|=|-|–)?\s*(?:category\s+|letter\s+|option\s+)?([A-Ha-h])\b(?!['’\w])", re.I)
-_LEADING = re.compile(r"^\s*([A-H])\s*(?:[.):\]]|\s[-–—]|$)")
-_STANDALONE = re.compile(r"(?<![\w'’-])([A-H])(?![\w'’])")
-# Distinctive pieces of each category name, as a model might write them.
-_NAMES = {
-    "A": ("well-specified singular", "well specified singular", "well-specified"),
-    "B": ("underspecified singular", "under-specified singular", "underspecified"),
-    "C": ("random generation",),
-    "D": ("problem-solving objective", "problem solving objective"),
-    "E": ("problem-solving subjective", "problem solving subjective"),
-    "F": ("encyclopedia inquiry", "encyclopedic inquiry", "encyclopedia"),
-    "G": ("creative writing",),
-    "H": ("advice or opinion", "advice/opinion", "advice and opinion"),
-}
+_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
+_EMPHASIS = re.compile(r"[*_`\"'“”‘’]")
+_BARE = re.compile(r"[(\[]?([A-Ha-h])[)\].]?")
+_LABELLED = re.compile(r"(?:(?:the\s+)?(?:final\s+)?answer\s+is\s*:?|(?:final\s+)?(?:answer|category|letter)\s*[:=])"
+                       r"\s*[(\[]?([A-Ha-h])[)\]]?(?:\s*[.:\-–—)]?\s*(.*))?", re.I | re.S)
+_WITH_NAME = re.compile(r"([A-H])\s*(?:[.:)\-–—]\s*|\s)(.+)", re.S)
+
+
+def _names_category(letter: str, text: str) -> bool:
+    """Whether `text` is just the name of category `letter` ("Creative Writing", "(Creative Writing)")."""
+    name = taxonomy.get(letter).name
+    simple = lambda t: re.sub(r"[^a-z]+", " ", t.lower()).strip()  # noqa: E731
+    return bool(simple(text)) and simple(text) == simple(name)
 
 
 def parse_letter(answer: str) -> str | None:
-    """The category letter in a model's answer, or None when there is none or it is ambiguous."""
+    """The category letter in a model's answer, or None unless the answer is exactly a letter."""
     text = _THINK.sub(" ", answer or "")
-    text = _NOISE.sub(" ", text).strip()
-    if not text:
+    if re.search(r"(?i)<think>", text):  # cut off while thinking
         return None
+    text = _EMPHASIS.sub("", text).strip()
     if m := _BARE.fullmatch(text):
         return m.group(1).upper()
-    if m := _LABELLED.search(text):
-        return m.group(1).upper()
-    if m := _LEADING.match(text):
+    if m := _LABELLED.fullmatch(text):
+        letter, rest = m.group(1).upper(), (m.group(2) or "").strip()
+        return letter if not rest or _names_category(letter, rest) else None
+    if (m := _WITH_NAME.fullmatch(text)) and _names_category(m.group(1), m.group(2).strip()):
         return m.group(1)
-    lowered = text.lower()
-    named = {letter for letter, names in _NAMES.items() if any(n in lowered for n in names)}
-    if len(named) == 1:
-        return named.pop()
-    # Capital letters standing alone; "A" followed by a lower-case word is the article ("A story ...").
-    letters = {m.group(1) for m in _STANDALONE.finditer(text)
-               if not (m.group(1) == "A" and re.match(r"\s+[a-z]", text[m.end():]))}
-    return letters.pop() if len(letters) == 1 else None
+    return None
 
 
 class LLMClassifier:
@@ -84,7 +73,7 @@ class LLMClassifier:
         if letter is None:
             shown = answer if len(answer) <= 60 else answer[:57] + "..."
             return await self._fallback(text, context, f"unreadable answer from {self.backend.name}: {shown!r}")
-        confidence = CLEAN if _BARE.fullmatch(_NOISE.sub(" ", answer).strip()) else EXTRACTED
+        confidence = CLEAN if _BARE.fullmatch(_EMPHASIS.sub("", _THINK.sub(" ", answer)).strip()) else EXTRACTED
         detail = f"{self.backend.name} answered {answer[:40]!r}" if confidence < CLEAN else ""
         if source:
             detail = "; ".join(filter(None, ["follow-up: classified the turn it continues", detail]))

@@ -8,7 +8,6 @@ prompt is embedded, and the head is applied with numpy.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 
@@ -21,8 +20,7 @@ from .result import Classification
 
 
 class LocalClassifier:
-    def __init__(self, head: str | Path | None = None):
-        self._head_path = head  # None: the shipped head
+    def __init__(self):
         self._head: Head | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -32,7 +30,7 @@ class LocalClassifier:
     def _ensure_head(self) -> Head:
         with self._lock:
             if self._head is None:
-                self._head = Head.load(self._head_path)
+                self._head = Head.load()
             return self._head
 
     def warm_up(self) -> threading.Thread:

@@ -34,7 +34,7 @@ LABELS = [*taxonomy.LETTERS, taxonomy.OTHER]
 
 @dataclass(frozen=True)
 class Settings:
-    text: str  # "request": what request.py extracts; "prompt": the prompt as typed
+    text: str  # "request": what request.py extracts (what the app classifies); "prompt": as typed (--cv only)
     C: float  # inverse regularisation of the logistic regression
     word_scale: float  # weight of the TF-IDF block beside the unit-length embedding
     min_df: int  # an n-gram enters the vocabulary when this many training texts have it

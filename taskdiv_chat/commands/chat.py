@@ -7,7 +7,17 @@ import asyncio
 import json
 import sys
 
-from .common import add_backend_arg, fail, history_store, settings_and_backend
+from .common import (
+    add_backend_arg,
+    add_raw_arg,
+    fail,
+    note,
+    read_text,
+    settings_and_backend,
+    shown,
+    store_errors,
+    to_terminal,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,10 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--max-tokens", type=int, help="cap on the answer's length")
     ask.add_argument("--json", action="store_true", help="print one JSON object (text, backend, model, usage, timings)")
     ask.add_argument("--no-save", action="store_true", help="do not record the exchange in the history")
+    add_raw_arg(ask)
     ask.set_defaults(func=cmd_ask)
 
     models = sub.add_parser("models", help="list the models a backend serves")
     add_backend_arg(models)
+    add_raw_arg(models)
     models.set_defaults(func=cmd_models)
 
     locate = sub.add_parser("locate", help="print the config, data and cache paths")
@@ -37,43 +49,115 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ask(args) -> int:
+    from ..backends import make_backend
+    from ..backends.base import BackendError, collect
+    from ..sanitize import DisplayStream, json_for_display
+
     settings, name = settings_and_backend(args)
-    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    prompt = read_text(args.prompt)
+    if prompt is None or (args.system is not None and read_text(args.system, "--system") is None):
+        return 2
     if not prompt.strip():
         return fail("nothing to ask: give a prompt or pipe one on stdin")
-    params = {k: v for k, v in (("temperature", args.temperature), ("max_tokens", args.max_tokens)) if v is not None}
-    return asyncio.run(_ask(args, settings, name, prompt, params))
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+        {"role": "user", "content": prompt}]
+    backend = make_backend(settings, name)
+    recorder = None if args.no_save else _Recorder(prompt, backend, settings.secret_values())
+    # A terminal gets the answer through for_display (a model must not retitle the window or
+    # write the clipboard); a pipe, a file or --raw gets it byte for byte.
+    terminal = to_terminal(args)
+    screen = DisplayStream() if terminal else None
 
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
-async def _ask(args, settings, name: str, prompt: str, params: dict) -> int:
-    """One exchange through the conversation service, recorded in the history unless --no-save."""
-    from ..conversation import ConversationService, Delta, Failed, NotSent, VariantSaved
+    def on_text(delta: str) -> None:
+        if recorder:
+            recorder.append(delta)
+        if not args.json:
+            write(screen.feed(delta) if screen else delta)
 
-    with history_store(settings, args.no_save) as store:
-        service = ConversationService(store, settings, name)
-        shown, completion = False, None
-        try:  # no classification: a one-off question does not wait for the classifier to load
-            async for event in service.send(prompt, system=args.system, classify=False, **params):
-                if isinstance(event, Delta) and not args.json:
-                    shown = True
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
-                elif isinstance(event, NotSent):
-                    return fail(f"the prompt is about {event.tokens:,} tokens, more than the {event.window:,}-token "
-                                f"context window of {event.backend}")
-                elif isinstance(event, Failed):
-                    if shown and not args.json:
-                        sys.stdout.write("\n")
-                    return fail(event.error)
-                elif isinstance(event, VariantSaved):
-                    completion = event.completion
+    async def run():
+        try:
+            return await collect(backend, messages, on_text=on_text, on_wait=lambda wait: note(wait.describe()),
+                                 temperature=args.temperature, max_tokens=args.max_tokens)
         finally:
-            await service.aclose()
+            await backend.aclose()
+
+    try:
+        completion = asyncio.run(run())
+    except BackendError as exc:
+        if recorder:
+            recorder.finish("error", error=str(exc))
+        if not args.json and exc.partial:
+            write((screen.flush() if screen else "") + "\n")
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        if recorder:
+            recorder.finish("cancelled")
+        raise
+    if recorder:
+        recorder.finish(completion.finish_reason or "stop", completion)
     if args.json:
-        print(json.dumps(completion.as_dict(), ensure_ascii=False))
-    elif not completion.text.endswith("\n"):
-        sys.stdout.write("\n")
+        text = json.dumps(completion.as_dict(), ensure_ascii=False)
+        print(json_for_display(text) if terminal else text)
+    else:
+        write((screen.flush() if screen else "") + ("" if completion.text.endswith("\n") else "\n"))
     return 0
+
+
+class _Recorder:
+    """Writes an `ask` exchange into the conversation store as it streams.
+
+    The history is worth less than the answer: when the store fails (locked for longer
+    than its busy timeout, a read-only data dir, a full disk) one line says the answer
+    is not saved, and the answer goes on."""
+
+    def __init__(self, prompt: str, backend, secrets: tuple[str, ...]):
+        self.store = self.writer = None
+        self._guard(self._start, prompt, backend, secrets)
+
+    def _start(self, prompt: str, backend, secrets: tuple[str, ...]) -> None:
+        from ..store import Store
+
+        self.store = Store(secrets=secrets)
+        conversation = self.store.create_conversation(_title(prompt))
+        turn = self.store.add_user_turn(conversation, prompt, None)
+        self.writer = self.store.start_variant(turn, strategy="first", backend=backend.name, model=backend.model,
+                                               params={}, category=None)
+
+    def _guard(self, action, *args) -> None:
+        try:
+            action(*args)
+        except store_errors() as exc:
+            note(f"the answer is not saved in the history: {exc}")
+            self._close()
+
+    def _close(self) -> None:
+        store, self.store, self.writer = self.store, None, None
+        if store is not None:
+            try:
+                store.close()
+            except store_errors():
+                pass  # already reported; closing is all that is left to try
+
+    def append(self, delta: str) -> None:
+        if self.writer is not None:
+            self._guard(self.writer.append, delta)
+
+    def finish(self, reason: str, completion=None, error: str | None = None) -> None:
+        if self.writer is None:
+            return
+        usage = completion.as_dict()["usage"] if completion else None
+        timings = completion.as_dict()["timings"] if completion else None
+        self._guard(self.writer.finish, reason, usage, timings, error)
+        self._close()
+
+
+def _title(prompt: str) -> str:
+    line = " ".join(prompt.split())
+    return line[:60] + ("…" if len(line) > 60 else "")
 
 
 def cmd_models(args) -> int:
@@ -90,8 +174,9 @@ def cmd_models(args) -> int:
             await backend.aclose()
 
     try:
+        terminal = to_terminal(args)
         for model in asyncio.run(run()):
-            print(model)
+            print(shown(model, terminal))
     except BackendError as exc:
         return fail(str(exc))
     return 0
@@ -124,6 +209,10 @@ def cmd_config_check(args) -> int:
     path = config_path(args.config)
     names = ", ".join(f"{n} ({b.kind}{', ' + b.model if b.model else ''})" for n, b in settings.backends.items())
     print(f"{path}: OK. default backend: {settings.default_backend}; backends: {names}")
+    from ..capability import cached
+
+    for n, b in settings.backends.items():  # may it classify and judge? (the cached self-check, or the config)
+        print(f"  {n}: {cached(b).summary}")
     return 0
 
 

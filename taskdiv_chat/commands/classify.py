@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from ..config import METHODS
-from .common import add_backend_arg, fail
+from .common import add_backend_arg, add_raw_arg, fail, note, read_text, shown, to_terminal
 
 ADDED = ("category", "confidence", "method")
 BATCH = 64  # local: prompts embedded together
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="with --jsonl: write here instead of stdout")
     parser.add_argument("--json", action="store_true", help="one prompt: print a JSON object")
     add_backend_arg(parser)
+    add_raw_arg(parser)
     parser.set_defaults(func=cmd_classify)
 
 
@@ -48,7 +49,9 @@ def cmd_classify(args) -> int:
         if args.prompt is not None:
             return fail("give either a PROMPT or --jsonl FILE, not both")
         return _classify_file(args, settings, name, method)
-    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    prompt = read_text(args.prompt)
+    if prompt is None:
+        return 2
     if not prompt.strip():
         return fail("nothing to classify: give a prompt or pipe one on stdin")
     result = asyncio.run(_classify_all([prompt], settings, name, method))[0]
@@ -57,8 +60,8 @@ def cmd_classify(args) -> int:
     else:
         name_text = result.category.name if result.category else "outside the taxonomy"
         print(f"{result.letter}  {name_text}  (confidence {result.confidence:.2f}, {result.method})")
-        if result.detail:
-            print(f"   {result.detail}")
+        if result.detail:  # may quote the model
+            print(f"   {shown(result.detail, to_terminal(args))}")
     return 0
 
 
@@ -104,13 +107,15 @@ def _classify_file(args, settings, backend_name: str, method: str) -> int:
             row = json.loads(line)
         except ValueError as exc:
             row, why = None, f"not JSON ({exc.msg})"
+        except RecursionError:
+            row, why = None, "not JSON (nested too deeply)"
         else:
             why = "no 'prompt' text field"
         if isinstance(row, dict) and isinstance(row.get("prompt"), str):
             rows[index] = row
         else:
             problems += 1
-            print(f"taskdiv-chat: {args.jsonl}:{index + 1}: {why}; line copied unchanged", file=sys.stderr)
+            note(f"{args.jsonl}:{index + 1}: {why}; line copied unchanged")
 
     results = asyncio.run(_classify_all([r["prompt"] for r in rows.values()], settings, backend_name, method))
     out_lines = list(lines)
@@ -132,6 +137,10 @@ def _classify_file(args, settings, backend_name: str, method: str) -> int:
         except OSError as exc:
             return fail(f"cannot write {target}: {exc}")
         print(f"classified {len(rows)} prompts -> {target}", file=sys.stderr)
+    elif to_terminal(args):
+        from ..sanitize import json_for_display
+
+        sys.stdout.write(shown(json_for_display(output), True))  # lines copied unchanged may be anything
     else:
         sys.stdout.write(output)
     return 1 if problems else 0

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
+import tempfile
+from pathlib import Path
 
 from ..config import METHODS, STRATEGIES, check_api_keys, load_settings
-from .common import fail, history_store
+from .common import add_raw_arg, fail, read_text, shown, to_terminal
 
 
 def register(subparsers) -> None:
@@ -22,6 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-tokens", type=_positive, help="cap each answer at this many tokens")
     p.add_argument("--json", action="store_true", help="print one JSON object: answers, groups, verdict")
     p.add_argument("--no-save", action="store_true", help="do not record the comparison in the conversation store")
+    add_raw_arg(p)
     p.set_defaults(func=compare)
 
 
@@ -50,10 +54,25 @@ def compare(args) -> int:
     for name in names:
         settings.backend(name)  # an unknown name: a ConfigError (exit 2) naming the configured ones
     check_api_keys(settings, args.config, names)
-    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    prompt = read_text(args.prompt)
+    if prompt is None:
+        return 2
     if not prompt.strip():
         return fail("nothing to compare: give a prompt or pipe one on stdin")
     return asyncio.run(_compare(args, settings, names, prompt, sys.stdout))
+
+
+@contextlib.contextmanager
+def _history(settings, throwaway: bool):
+    """The conversation store; with `throwaway` (--no-save) an empty one in a temporary folder."""
+    from ..store import Store
+
+    if not throwaway:
+        with Store(secrets=settings.secret_values()) as store:
+            yield store
+        return
+    with tempfile.TemporaryDirectory(prefix="taskdiv-") as folder, Store(Path(folder) / "history.db") as store:
+        yield store
 
 
 class _Lines:
@@ -89,15 +108,17 @@ class _Lines:
 async def _compare(args, settings, names: list[str], prompt: str, out) -> int:
     from .. import taxonomy
     from ..conversation import ConversationService, Delta, Failed, NotSent, Started, TurnAdded, VariantSaved, judged
-    from ..sanitize import for_display
-
     n = args.n or settings.compare.n
-    show = for_display if out.isatty() else str  # a terminal gets no escape sequence from a server
+    terminal = to_terminal(args, out)
+
+    def show(text: str) -> str:  # a terminal gets no escape sequence from a server
+        return shown(text, terminal)
+
     lines = _Lines(out, show)
     sampling = {"max_tokens": args.max_tokens} if args.max_tokens else {}
     answers: dict[int, dict] = {}
     turn_id = None
-    with history_store(settings, args.no_save) as store:
+    with _history(settings, args.no_save) as store:
         # the default backend (or --backend) classifies and judges, as in the chat
         service = ConversationService(store, settings, getattr(args, "backend", None), judge_method=args.judge)
         try:
@@ -122,8 +143,8 @@ async def _compare(args, settings, names: list[str], prompt: str, out) -> int:
             letter = await service.category(turn_id)
             category = service.turn(turn_id).user.category or {"letter": letter}
             ids = [a["variant_id"] for a in answers.values() if a.get("variant_id") is not None]
+            order = judged(service.turn(turn_id), ids)  # the report's order (measure re-reads the tree after)
             report = await service.measure(turn_id, ids)
-            order = judged(service.turn(turn_id), ids)
         finally:
             await service.aclose()
     by_variant = {a.get("variant_id"): a for a in answers.values()}

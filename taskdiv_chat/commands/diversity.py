@@ -9,7 +9,17 @@ import sys
 from pathlib import Path
 
 from ..config import METHODS, STRATEGIES
-from .common import add_backend_arg, fail, history_store, settings_and_backend
+from .common import (
+    add_backend_arg,
+    add_raw_arg,
+    fail,
+    note,
+    read_text,
+    settings_and_backend,
+    shown,
+    store_errors,
+    to_terminal,
+)
 
 
 def register(subparsers) -> None:
@@ -23,6 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--no-save", action="store_true", help="do not record the answers in the conversation store")
     add_backend_arg(p)
+    add_raw_arg(p)
     p.set_defaults(func=sample)
 
     p = subparsers.add_parser("judge", help="judge pairs of answers: JSON lines in, each with 'equivalent' added")
@@ -30,6 +41,7 @@ def register(subparsers) -> None:
                    help="JSON lines with prompt, category (letter, optional), response_1, response_2 (- for stdin)")
     p.add_argument("--judge", choices=METHODS, help="which judge (default: [judge] method)")
     add_backend_arg(p)
+    add_raw_arg(p)
     p.set_defaults(func=judge)
 
     p = subparsers.add_parser("bench", help="the paper's experiment: every prompt x strategy, n answers, metrics")
@@ -59,70 +71,134 @@ def _positive(value: str) -> int:
 # --- sample ---------------------------------------------------------------------------------
 
 
-async def _sample(args, out) -> int:
+async def _classify(prompt: str, settings, backend_name: str, override: str | None):
     from ..classify import classify_turn
-    from ..conversation import ConversationService
+
+    return await classify_turn(prompt, settings=settings, backend_name=backend_name, override=override)
+
+
+async def _sample(args, out) -> int:
+    from .. import taxonomy
+    from ..backends import make_backend
+    from ..backends.base import BackendError
+    from ..diversity.generate import generate_variants
+    from ..diversity.judge import close_judge, make_judge
+    from ..diversity.report import analyze
+    from ..sanitize import DisplayStream, json_for_display
 
     settings, name = settings_and_backend(args)
+    if read_text(args.prompt) is None:
+        return 2
+    terminal = to_terminal(args, out)  # answers on a terminal go through for_display; a pipe gets them exact
     strategy = args.strategy or settings.regenerate.strategy
-    with history_store(settings, args.no_save) as store:
-        service = ConversationService(store, settings, name, judge_method=args.judge)
-        try:
-            try:
-                classification = await classify_turn(args.prompt, settings=settings, backend_name=name,
-                                                     backend=service.backend(), override=args.category)
-            except ValueError as exc:
-                return fail(str(exc), 2)
-            return await _sample_flow(args, out, service, strategy, classification)
-        finally:
-            await service.aclose()
-
-
-async def _sample_flow(args, out, service, strategy: str, classification) -> int:
-    from ..conversation import Delta, Failed, Started, VariantSaved
-
-    backend = service.backend()
+    try:
+        classification = await _classify(args.prompt, settings, name, args.category)
+    except ValueError as exc:
+        return fail(str(exc), 2)
+    category = taxonomy.get(classification.letter)
+    backend = make_backend(settings, name)
+    judge = make_judge(settings, args.judge, settings.judge.backend or name)
     show = not args.json
     if show:
         out.write(f"category: {classification.label} ({classification.method}, {classification.confidence:.2f})"
-                  f"   strategy: {strategy}   backend: {backend.name} ({backend.model})\n")
+                  f"   strategy: {strategy}   backend: {name} ({backend.model})\n")
+
+    store = writer_turn = None
+    variant_ids: list[int] = []
+    if not args.no_save:
+        from ..store import Store
+
+        try:  # a locked or read-only history costs the saving, not the answers
+            store = Store(secrets=settings.secret_values())
+            conversation = store.create_conversation(args.prompt[:60])
+            writer_turn = store.add_user_turn(conversation, args.prompt, None, category=classification.to_dict())
+        except store_errors() as exc:
+            note(f"the answers are not saved in the history: {exc}")
+            store = _close_quietly(store)
+
     system = strategy.endswith("-system")
-    saved, errors = [], []
-    sampling = {"max_tokens": args.max_tokens} if args.max_tokens else {}
-    async for event in service.sample(args.prompt, strategy, args.n, classification.to_dict(), **sampling):
-        if isinstance(event, Started) and show:
-            out.write(f"\n── {'k-at-once reply' if system else f'answer {event.index + 1}'} ──\n")
-        elif isinstance(event, Delta) and show:
-            out.write(event.text)
-            out.flush()
-        elif isinstance(event, VariantSaved):
-            saved.append(event)
-        elif isinstance(event, Failed):
-            errors.append(event.error)
-    if errors:
-        kept = f" ({len(saved)} answers were saved)" if saved and not args.no_save else ""
-        return fail(f"{errors[0]}{kept}")
-    if show:
-        out.write("\n")
-        if system:
-            out.write(f"\nsplit into {len(saved)} answers:\n")
-            for i, e in enumerate(saved, 1):
-                out.write(f"  {i}. {' '.join(e.variant.text.split())[:90]}\n")
-    report = await service.measure()
-    variant_ids = [] if args.no_save else [e.variant.id for e in saved]
+    state = {"current": -1}
+    screen = DisplayStream() if terminal else None
+
+    def on_text(index: int, delta: str) -> None:
+        if not show:
+            return
+        if index != state["current"]:
+            state["current"] = index
+            heading = "k-at-once reply" if system else f"answer {index + 1}"
+            out.write(f"{screen.flush() if screen else ''}\n── {heading} ──\n")
+        out.write(screen.feed(delta) if screen else delta)
+        out.flush()
+
+    def on_answer(index: int, answer) -> None:
+        nonlocal store
+        if store is None:
+            return
+        try:
+            params = {"max_tokens": args.max_tokens} if args.max_tokens else {}
+            writer = store.start_variant(writer_turn, strategy=strategy, backend=name, model=backend.model,
+                                         params=params or None)
+            writer.append(answer.text)
+            usage = answer.completion.usage
+            writer.finish(answer.completion.finish_reason or "stop",
+                          usage=None if usage is None else {"prompt_tokens": usage.prompt_tokens,
+                                                            "completion_tokens": usage.completion_tokens},
+                          timings={"first_token_s": answer.completion.first_token_s,
+                                   "total_s": answer.completion.total_s})
+            variant_ids.append(writer.variant_id)
+        except store_errors() as exc:
+            note(f"answer {index + 1} and the rest are not saved in the history: {exc}")
+            store = _close_quietly(store)
+
+    try:
+        answers = await generate_variants(backend, strategy, history=[], prompt=args.prompt, earlier=[],
+                                          category=category, n=args.n, on_text=on_text, on_answer=on_answer,
+                                          max_tokens=args.max_tokens)
+        if show:
+            out.write(f"{screen.flush() if screen else ''}\n")
+            if system:
+                out.write(f"\nsplit into {len(answers)} answers:\n")
+                for i, a in enumerate(answers, 1):
+                    out.write(f"  {i}. {shown(' '.join(a.text.split())[:90], terminal)}\n")
+        texts = [a.text for a in answers]
+        report = await analyze(args.prompt, category, texts, judge)
+        if store is not None and variant_ids:
+            try:
+                store.save_metrics(variant_ids[-1], report.to_dict())
+            except store_errors() as exc:
+                note(f"the report is not saved in the history: {exc}")
+    except BackendError as exc:
+        saved = f" ({len(variant_ids)} answers were saved)" if variant_ids else ""
+        return fail(f"{exc}{saved}")
+    finally:
+        await close_judge(judge)
+        await backend.aclose()
+        _close_quietly(store)
+
     if args.json:
-        out.write(json.dumps({
+        text = json.dumps({
             "prompt": args.prompt, "category": classification.to_dict(), "strategy": strategy,
-            "backend": backend.name, "model": backend.model,
-            "answers": [{"text": e.variant.text, "finish_reason": e.variant.finish_reason, "note": e.note}
-                        for e in saved],
+            "backend": name, "model": backend.model,
+            "answers": [{"text": a.text, "finish_reason": a.completion.finish_reason, "trimmed": a.trimmed,
+                         "note": a.note} for a in answers],
             "report": report.to_dict(), "saved_variant_ids": variant_ids,
-        }, ensure_ascii=False, indent=2) + "\n")
+        }, ensure_ascii=False, indent=2) + "\n"
+        out.write(json_for_display(text) if terminal else text)
         return 0
-    out.write(_format_report(report) + "\n")
+    out.write(shown(_format_report(report), terminal) + "\n")  # final answers and reasons quote the model
     if variant_ids:
         out.write(f"saved: {len(variant_ids)} answers in the conversation store\n")
     return 0
+
+
+def _close_quietly(store) -> None:
+    """Close a store that failed (its error was reported); None, for `store = _close_quietly(store)`."""
+    if store is not None:
+        try:
+            store.close()
+        except store_errors():
+            pass
+    return None
 
 
 def _format_report(report) -> str:
@@ -165,6 +241,8 @@ def _read_pair_lines(source: str) -> list[dict]:
             row = json.loads(line)
         except ValueError as exc:
             raise ValueError(f"{source}:{number}: invalid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError(f"{source}:{number}: invalid JSON: nested too deeply") from None
         if not isinstance(row, dict) or not isinstance(row.get("response_1"), str) \
                 or not isinstance(row.get("response_2"), str):
             raise ValueError(f"{source}:{number}: needs string fields response_1 and response_2")
@@ -174,6 +252,7 @@ def _read_pair_lines(source: str) -> list[dict]:
 
 async def _judge(args, out) -> int:
     from ..diversity.judge import close_judge, make_judge
+    from ..sanitize import json_for_display
 
     try:
         rows = _read_pair_lines(args.pairs)
@@ -193,8 +272,10 @@ async def _judge(args, out) -> int:
                 verdicts[i] = value
     finally:
         await close_judge(judge)
+    terminal = to_terminal(args, out)
     for row, value in zip(rows, verdicts):
-        out.write(json.dumps({**row, "equivalent": value}, ensure_ascii=False) + "\n")
+        line = json.dumps({**row, "equivalent": value}, ensure_ascii=False) + "\n"
+        out.write(json_for_display(line) if terminal else line)
     return 0
 
 
@@ -212,8 +293,8 @@ def judge(args) -> int:
 
 def bench(args) -> int:
     from ..backends.base import BackendError
-    from ..config import data_dir
     from ..diversity.bench import BUILTIN_PROMPTS, NO_CHART, BenchInputError, read_prompts, run_bench
+    from ..paths import data_dir, ensure_data_dir
 
     settings, name = settings_and_backend(args)
     source = Path(args.prompts) if args.prompts else BUILTIN_PROMPTS
@@ -221,6 +302,8 @@ def bench(args) -> int:
         prompts = read_prompts(source)
     except BenchInputError as exc:
         return fail(str(exc), 2)
+    if not args.out:
+        ensure_data_dir()  # 0700 when the bench run is what creates it
     out_dir = Path(args.out) if args.out else data_dir() / "bench" / f"{source.stem}-{name}-n{args.n}"
     print(f"bench: {len(prompts)} prompts x {len(args.strategies)} strategies, n={args.n}, "
           f"max_tokens={args.max_tokens}; results in {out_dir}", file=sys.stderr)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from .text import FILLER, NUMBER_WORDS, STOPWORDS, content_words, normalize_answer, numbers, sentences, stem, words
+from .text import (FILLER, NUMBER_WORDS, STOPWORDS, content_words, normalize_answer, numbers, plain, sentences, stem,
+                   to_number, words)
 
 _MARKERS = (
     re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}"),
@@ -28,11 +29,12 @@ _YESNO_START = re.compile(r"(?i)^\s*(?:is|are|was|were|do|does|did|can|could|has
                           r"shall|may|must)\b")
 _NUMBER_Q = re.compile(r"(?i)\b(?:how (?:many|much|old|far|long|tall|big|high|fast|heavy|deep|large|wide)|"
                        r"what year|which year|in what year|what percentage|what percent|calculate|compute|"
-                       r"what is the (?:sum|product|value|number)|population|speed of|boiling point|melting point|"
+                       r"what is the (?:sum|product|value|number)|population|speed of|boiling point|melting point|freezing point|"
+                       r"temperature|distance|height|weight|length|how hot|how cold|"
                        r"age of)\b")
 _WHEN_Q = re.compile(r"(?i)\b(?:when|what year|which year|in what year|what date|what century)\b")
 _RANGES = re.compile(
-    r"(?i)(?:for |with |giving |making )?(?:a |the )?(?:total|sum)(?: of| is| =|:)?\s*\d+|"
+    r"(?i)(?:for |with |giving |making )?(?:a |the )?(?:total|sum)(?: of| is| =|:)?\s*(?:\d+|[a-z]+(?:-[a-z]+)?\b)|"
     r"\b(?:between|from)\s+[-\d,.]+\s+(?:and|to)\s+[-\d,.]+|\(?\b\d+\s*(?:-|–|to)\s*\d+\)?|\bout of\s+\d+|"
     r"\b\d+[- ]sided\b|\b\d+\s+sides\b|\bd\d+\b|\b(?:one|two|three|four|five|six|ten|twenty)[- ]sided\b"
 )
@@ -81,6 +83,7 @@ def _prompt_terms(prompt: str) -> tuple[set[str], set[str]]:
 
 def fact_candidates(text: str, prompt: str = "") -> list[str]:
     """Normalised answers to a fact question, primary first (A; also D's fallback)."""
+    text = plain(text)
     marked = marked_answer(text)
     head = " ".join(sentences(text)[:3]) or text
     kind = answer_type(prompt) if prompt else "name"
@@ -130,8 +133,9 @@ def fact_candidates(text: str, prompt: str = "") -> list[str]:
 
 _CONCLUSION = re.compile(r"(?i)\b(?:so|therefore|thus|hence|giving|which gives|then|that makes|total|in total|"
                          r"altogether|in all|which is|that's|that is)\b|[;:→⇒]|=>")
-_EQUALS = re.compile(r"=\s*[$€£]?(" + _NUM + ")")
-_AFTER_VERB = re.compile(r"(?i)\b(?:is|are|equals|gives?|get|makes?|be|was|of)\s+[$€£]?(" + _NUM + ")")
+_EQUALS = re.compile(r"(?<!\))\s*[=≈]\s*[$€£]?(" + _NUM_OR_WORD + ")", re.I)  # "(x-2)(x-3) = 0" is not an answer
+_AFTER_VERB = re.compile(r"(?i)\b(?:is|are|equals|gives?|get|makes?|be|was|of)\s+[$€£]?(" + _NUM_OR_WORD + ")")
+_MEMBER = re.compile(r"\b[a-z]\s*∈\s*\{?\s*(-?[\d.]+(?:\s*,\s*-?[\d.]+)*)")
 
 
 def problem_answer(text: str, prompt: str = "") -> str | None:
@@ -142,6 +146,7 @@ def problem_answer(text: str, prompt: str = "") -> str | None:
     variable it assigns ("x = 2 or x = 3" -> "2 3"), else the last "= value",
     else the value after "is/are/get", else its last number.
     """
+    text = plain(text)
     marked = marked_answer(text)
     if marked:
         return normalize_answer(marked) or None
@@ -149,6 +154,9 @@ def problem_answer(text: str, prompt: str = "") -> str | None:
         found = fact_candidates(text, prompt)
         if found and found[0] in ("yes", "no"):
             return found[0]
+    member = _MEMBER.findall(text)
+    if member:  # "x ∈ {2, 3}"
+        return " ".join(sorted(normalize_answer(v) for v in member[-1].split(",")))
     with_numbers = [s for s in sentences(text) if re.search(_NUM_OR_WORD, s, re.I)]
     if not with_numbers:
         return None
@@ -175,7 +183,7 @@ def problem_answer(text: str, prompt: str = "") -> str | None:
     after = _AFTER_VERB.findall(clause)
     if after:
         values = [normalize_answer(v) for v in after]
-        if re.search(r"(?i)\b(?:and|or)\b", clause) and len(values) > 1:
+        if re.search(r"(?i)\bor\b", clause) and len(values) > 1:  # "x is 2 or 3"; "is 0.15, and ... is 12" is one
             return " ".join(sorted(set(values)))
         return values[-1]
     found = numbers(clause)
@@ -188,6 +196,7 @@ def pick_candidates(text: str, prompt: str = "") -> list[str]:
     A marked or bold answer comes first; then names, numbers and content words
     of the opening sentence in the order they appear.
     """
+    text = plain(text)
     marked = marked_answer(text)
     prompt_words, prompt_numbers = _prompt_terms(prompt)
     found: list[str] = []
@@ -231,6 +240,7 @@ def outcome_candidates(text: str, prompt: str = "") -> list[str]:
 
     Ranges and die sizes ("between 1 and 100", "1-6", "six-sided") are not outcomes.
     """
+    text = plain(text)
     marked = marked_answer(text)
     body = marked if marked else text
     cleaned = _RANGES.sub(" ", body)
@@ -249,12 +259,29 @@ def outcome_candidates(text: str, prompt: str = "") -> list[str]:
         letters = [c for c in letters if c not in ("I", "A") or len(set(letters)) == 1]  # "I" and "A" are words
         if letters:
             return [c.lower() for c in letters]
+    choices = prompt_choices(prompt)
+    if choices:  # "rock, paper or scissors?": the choice named, in order
+        named = [(m.start(), stem(m.group(0).lower())) for m in re.finditer(r"[A-Za-z]+", cleaned)
+                 if stem(m.group(0).lower()) in choices and _not_negated(cleaned, m.start())]
+        if named:
+            return _dedupe([value for _, value in named])
     nums = [n for n in numbers(cleaned) if n not in prompt_numbers or not prompt_numbers]
     if len(nums) > 1 and re.search(r"(?i)\b(?:a|one) (?:die|dice|number|card)\b", cleaned):
         nums = [n for n in nums if n != "1"]  # "one die" is not a roll of 1
     if nums:
         return nums
     return pick_candidates(body, prompt)
+
+
+def prompt_choices(prompt: str) -> set[str]:
+    """The options a prompt lists ("rock, paper, scissors", "heads or tails"), stemmed; empty when none."""
+    found: set[str] = set()
+    for match in re.finditer(r"(?i)\b([a-z]+)((?:\s*,\s*[a-z]+)+)(?:\s*,?\s*(?:or|and)\s+([a-z]+))?"
+                             r"|\b([a-z]+)\s+or\s+([a-z]+)\b", prompt):
+        items = [w for w in re.findall(r"[a-z]+", match.group(0).lower()) if w not in ("or", "and")]
+        if len(items) >= 2 and not any(w in STOPWORDS for w in items):
+            found |= {stem(w) for w in items}
+    return found
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -282,7 +309,9 @@ def answers_match(x: str, y: str) -> bool:
     """Normalised answers match when equal or when one is a whole-word part of the other ("canberra" / "canberra act")."""
     if x == y:
         return True
-    xs, ys = x.split(), y.split()
+    xs, ys = [to_number(w) or w for w in x.split()], [to_number(w) or w for w in y.split()]
+    if xs == ys or (len(xs) == len(ys) == 1 and _close(xs[0], ys[0])):
+        return True
     if not xs or not ys:
         return False
     short, long_ = (xs, ys) if len(xs) <= len(ys) else (ys, xs)
@@ -290,6 +319,15 @@ def answers_match(x: str, y: str) -> bool:
         return short[0] in long_ and len(long_) <= 3  # "5" vs "5 apples", not "5" vs "15 minus 5"
     joined = " " + " ".join(long_) + " "
     return (" " + " ".join(short) + " ") in joined
+
+
+def _close(x: str, y: str) -> bool:
+    """Two decimals that agree once rounded ("28.27" / "28.3"): within half a percent."""
+    try:
+        fx, fy = float(x), float(y)
+    except ValueError:
+        return False
+    return (fx != int(fx) or fy != int(fy)) and abs(fx - fy) <= 0.005 * max(abs(fx), abs(fy))
 
 
 def outcomes_equal(a: list[str], b: list[str]) -> bool | None:

@@ -10,7 +10,7 @@ import re
 import numpy as np
 
 from .elements import chosen_option, prompt_options, recommendations, stance
-from .text import stem, words
+from .text import content_words, stem, words
 
 # D: solution strategies, each a set of signal patterns. Two solutions that use
 # disjoint strategies are different even when they reach the same answer.
@@ -23,8 +23,10 @@ STRATEGY_SIGNALS: dict[str, str] = {
     "factor": r"\bfactor(?:ing|ise|ize|ed|s)?\b(?! of)|\(x ?[-−+] ?\d+\) ?\(x|prime factori",
     "quadratic formula": r"quadratic formula|discriminant|± ?√|\+/-",
     "complete the square": r"complet\w* the square",
-    "substitution": r"substitut|plug \w+ into",
-    "elimination": r"eliminat|add\w* the (?:two )?equations|subtract\w* the (?:two )?equations|cancels? (?:out )?\w",
+    "substitution": r"substitut|plug\w*(?: \S+)? into|put (?:that|this|it) into",
+    "elimination": r"eliminat|(?:add|sum)\w* (?:both|the two|the) equations|subtract\w* the (?:two )?equations|"
+                   r"\bcancel|subtract\w* (?:it|this|that|them) from the (?:first|second|other)|"
+                   r"multiply (?:the )?(?:first|second|other) equation",
     "formula": r"\bformula\b|n ?\( ?n ?[-−+] ?\d+ ?\)|½ ?×|1/2 ?×|area =|speed =|half of base|over time|/ ?time",
     "counting principle": r"\bn!|\d!|factorial|choices for|\d+ (?:choices|options|ways) for|"
                           r"for each (?:seat|position|spot|place)",
@@ -32,13 +34,14 @@ STRATEGY_SIGNALS: dict[str, str] = {
     "complement": r"complement|total minus|subtract the (?:ones|cases|ways) that",
     "recursion": r"recurs|build\w* (?:it )?up|insert\w* (?:in|into)|pattern grows|each new",
     "pairing": r"\bpair\w*\b|gauss",
-    "double and halve": r"doubl\w* and halv|halv\w* and doubl",
+    "double and halve": r"doubl\w*\b.{0,20}\bhalv|halv\w*\b.{0,20}\bdoubl",
+    "regroup": r"regroup|rearrang|associat|make (?:a |it )?(?:10|100|1000)\b|= ?100 ?[×x*]",
     "round and adjust": r"round\w* (?:\S+ )?(?:up|down|to)|compensat|adjust\w* (?:for|by)|(?:add|subtract) the extra",
     "split": r"× ?\d+ ?\+ ?\d+ ?×|distribut|partial product|\bsplit|break\w* (?:it )?(?:into|down)|half of that|"
              r"\b10% (?:of \d+ )?is|\b1% is|decompos",
     "decimal": r"convert\w*|decimal|0\.\d+ ?[×x*·]|[×x*·] ?0\.\d+|multiply (?:\S+ )?by 0\.",
     "fraction": r"\b(?:quarter|third|fifth|tenth)s?\b|as a fraction|\d+/100\b",
-    "proportion": r"proportion|ratio|cross[- ]multipl|unit rate|per (?:hour|unit)",
+    "proportion": r"proportion|ratio|cross[- ]multipl|unit rate|per (?:hour|unit)|in (?:an|one) hour|in \d+ minutes|scale",
     "modular": r"\bmod\b|modul|cycle|period|≡",
     "standard algorithm": r"\bcarry|digit by digit|column method|standard algorithm|long multiplication",
     "direct computation": r"\bcompute|calculat|long division|multiply it out|work it out directly",
@@ -61,27 +64,36 @@ def strategies(text: str) -> set[str]:
     return {name for name, pattern in _STRATEGY_RE.items() if pattern.search(text)}
 
 
+DISTINCT_LETTERS = ("E", "F", "H")  # short core texts: what is left beyond the shared words is compared too
+_CACHE_LIMIT = 20000
+_vector_cache: dict[str, np.ndarray] = {}  # text -> unit embedding, shared by every batch
+
+
 class Embedder:
-    """Embeds every text a batch of pairs needs in one call and hands out vectors by text."""
+    """Embeds every text a batch of pairs needs in one call and hands out vectors by text.
+
+    Vectors are kept across batches (up to _CACHE_LIMIT texts), so an answer met again
+    in the next pair, wave or report is not embedded twice.
+    """
 
     def __init__(self, texts: list[str]):
-        from .metrics import embed_texts as embed
-
-        unique = list(dict.fromkeys(t for t in texts if t))
-        self._index = {t: i for i, t in enumerate(unique)}
-        self._vectors = embed(unique) if unique else np.zeros((0, 384), dtype=np.float32)
-
-    def __call__(self, text: str) -> np.ndarray:
-        if text not in self._index:  # a text the batch did not foresee (an extracted answer)
-            from .metrics import embed_texts as embed
-
-            self._index[text] = len(self._vectors)
-            self._vectors = np.vstack([self._vectors, embed([text])])
-        return self._vectors[self._index[text]]
+        missing = list(dict.fromkeys(t for t in texts if t and t not in _vector_cache))
+        if missing:
+            self._add(missing)
 
     @staticmethod
-    def texts_for(a: str, b: str) -> list[str]:
-        return [a, b, *distinctive_texts(a, b)]
+    def _add(texts: list[str]) -> None:
+        from .metrics import embed_texts as embed
+
+        if len(_vector_cache) + len(texts) > _CACHE_LIMIT:
+            _vector_cache.clear()
+        for text, vector in zip(texts, embed(texts)):
+            _vector_cache[text] = vector
+
+    def __call__(self, text: str) -> np.ndarray:
+        if text not in _vector_cache:  # a text the batch did not foresee (an extracted answer)
+            self._add([text])
+        return _vector_cache[text]
 
 
 def _cos(u: np.ndarray, v: np.ndarray) -> float:
@@ -93,24 +105,16 @@ def _jaccard(x: set, y: set) -> float:
     return len(x & y) / len(x | y) if x | y else 0.0
 
 
-def distinctive_texts(a: str, b: str) -> tuple[str, str]:
-    """Each answer without the words both answers use."""
-    wa, wb = words(a), words(b)
-    shared = {stem(w) for w in wa} & {stem(w) for w in wb}
-    return " ".join(w for w in wa if stem(w) not in shared), " ".join(w for w in wb if stem(w) not in shared)
+def discounted_cos(u: np.ndarray, v: np.ndarray, p: np.ndarray | None) -> float:
+    """Cosine of two answers once the direction of the prompt is taken out of both.
 
-
-def distinctive_similarity(a: str, b: str, vec) -> float:
-    """Similarity of what is left of each answer once the words both share are removed.
-
-    Two rewordings keep saying the same thing in their leftover words; two answers
-    built on one template ("Use a wicking system: ..." / "Use a watering system: ...")
-    differ exactly there.
+    Two answers to "Tell me about the Silk Road" are alike already because both talk
+    about the Silk Road; what is left after removing the prompt's direction is what
+    each answer adds.
     """
-    ra, rb = distinctive_texts(a, b)
-    if not ra or not rb:
-        return 1.0 if not ra and not rb else 0.5
-    return _cos(vec(ra), vec(rb))
+    if p is None:
+        return _cos(u, v)
+    return _cos(u - (u @ p) * p, v - (v @ p) * p)
 
 
 def _token_overlap(x: list[str], y: list[str]) -> float | None:
@@ -119,12 +123,36 @@ def _token_overlap(x: list[str], y: list[str]) -> float | None:
     return float(bool(tx & ty)) if tx and ty else None
 
 
-def pair_features(letter: str | None, prompt: str, a: str, b: str, vec) -> dict[str, float | None]:
-    """cos and distinct for every pair; stance/option/recommendation for H; strategy/steps for D.
+def lexical_overlap(a: str, b: str, prompt: str) -> float:
+    """Jaccard of the content words each answer adds to the prompt's."""
+    exclude = {stem(w) for w in words(prompt)}
+    return _jaccard(set(content_words(a, exclude)), set(content_words(b, exclude)))
 
-    A feature is None when it cannot be judged (no stance found, no strategy named).
+
+def distinctive_texts(a: str, b: str, prompt: str = "") -> tuple[str, str]:
+    """Each text without the words both use (or the prompt uses): where two answers on one template differ."""
+    wa, wb = words(a), words(b)
+    shared = ({stem(w) for w in wa} & {stem(w) for w in wb}) | {stem(w) for w in words(prompt)}
+    return " ".join(w for w in wa if stem(w) not in shared), " ".join(w for w in wb if stem(w) not in shared)
+
+
+def pair_features(letter: str | None, prompt: str, a: str, b: str, vec, core_a: str = "", core_b: str = "",
+                  ) -> dict[str, float | None]:
+    """Similarity features of a pair, all in [0, 1] or None when they cannot be judged.
+
+    cos: whole answers; resid: whole answers with the prompt's direction taken out;
+    core: what the category compares (see judge.core_text), prompt discounted; lex:
+    shared content words beyond the prompt's; for H stance/option/recommendation,
+    for D strategy (the solution methods named).
     """
-    feats: dict[str, float | None] = {"cos": _cos(vec(a), vec(b)), "distinct": distinctive_similarity(a, b, vec)}
+    p = vec(prompt) if prompt else None
+    va, vb = vec(a), vec(b)
+    feats: dict[str, float | None] = {"cos": _cos(va, vb), "resid": discounted_cos(va, vb, p),
+                                      "lex": lexical_overlap(a, b, prompt)}
+    feats["core"] = discounted_cos(vec(core_a), vec(core_b), p) if core_a and core_b else feats["resid"]
+    if letter in DISTINCT_LETTERS:  # answers on one template ("Avoid screens ..." / "Avoid caffeine ...")
+        ra, rb = distinctive_texts(core_a or a, core_b or b, prompt)
+        feats["distinct"] = _cos(vec(ra), vec(rb)) if ra and rb else (1.0 if not ra and not rb else 0.5)
     if letter == "H":
         sa, sb = stance(a), stance(b)
         options = prompt_options(prompt)

@@ -56,7 +56,7 @@ class DiversityReport:
     unique: int
     newest_is_new: bool | None  # None with a single answer
     newest_duplicates: int | None  # the earlier answer the newest one repeats
-    pairwise: list[list[bool]]  # pairwise[i][j]: answers i and j are functionally equivalent
+    pairwise: list[list[bool | None]]  # pairwise[i][j]: answers i and j are equivalent (None: unknown)
     similarity: list[list[float]]  # embedding cosine
     generic: dict
     answers_agree: bool | None  # A and D: do the final answers agree (None: not applicable/unknown)
@@ -66,6 +66,7 @@ class DiversityReport:
     badge_text: str
     judge: str = ""  # which judge decided
     reasons: dict[str, str] = field(default_factory=dict)  # "i,j" -> why the judge decided so
+    unknown_pairs: int = 0  # pairs whose verdict could not be read, left out of the groups
     cross_model: dict | None = None  # answers from several models: crossmodel.CrossModel as a dict
 
     def to_dict(self) -> dict:
@@ -126,41 +127,76 @@ def verdict(category: Category | None, n: int, unique: int, agree: bool | None) 
     return "good", f"all {n} answers are functionally different", count
 
 
+async def _judge(judge, prompt: str, category: Category | None, texts: list[tuple[str, str]]) -> list[Verdict]:
+    if not texts:
+        return []
+    detailed = getattr(judge, "judge_pairs_detailed", None)
+    if detailed:
+        return await detailed(prompt, category, texts)
+    return [Verdict(v, "") for v in await judge.judge_pairs(prompt, category, texts)]
+
+
+async def judge_groups(judge, prompt: str, category: Category | None, answers: list[str],
+                       finder: UnionFind) -> dict[tuple[int, int], Verdict]:
+    """Verdicts for the pairs that decide the groups, the same groups as judging every pair.
+
+    Answer by answer, each newcomer is compared with the members of every earlier
+    group in waves (first members, then second members of the groups it did not
+    join yet, ...): a pair whose two answers are already in one group is never
+    asked, as in NoveltyBench's partition. Unknown verdicts join nothing.
+    """
+    verdicts: dict[tuple[int, int], Verdict] = {}
+    for i in range(1, len(answers)):
+        members: dict[int, list[int]] = {}
+        for j in range(i):
+            members.setdefault(finder.find(j), []).append(j)
+        for wave in range(max(len(m) for m in members.values())):
+            asked = [(m[wave], i) for m in members.values()
+                     if len(m) > wave and finder.find(m[0]) != finder.find(i)]
+            if not asked:
+                break
+            for pair, v in zip(asked, await _judge(judge, prompt, category,
+                                                   [(answers[j], answers[k]) for j, k in asked])):
+                verdicts[pair] = v
+                if v.equivalent:
+                    finder.union(*pair)
+    return verdicts
+
+
 async def analyze(prompt: str, category: Category | None, answers: list[str], judge) -> DiversityReport:
-    """Judge every pair of answers and summarise how they differ (see the module doc).
+    """Judge the pairs and summarise how the answers differ (see the module doc).
 
     If an LLM judge fails (server down), the local judge takes over and the
-    report says so in `judge`.
+    report says so in `judge`. Pairs the judge could not read are left out of
+    the grouping and the badge counts them.
     """
     n = len(answers)
-    pairs = list(combinations(range(n), 2))
-    judge_name = judge.describe() if hasattr(judge, "describe") else getattr(judge, "name", "judge")
-    detailed = getattr(judge, "judge_pairs_detailed", None)
-    texts = [(answers[i], answers[j]) for i, j in pairs]
+    finder = UnionFind(n)
     try:
-        if detailed:
-            verdicts = await detailed(prompt, category, texts) if pairs else []
-        else:
-            verdicts = [Verdict(v, "") for v in await judge.judge_pairs(prompt, category, texts)] if pairs else []
+        verdicts = await judge_groups(judge, prompt, category, answers, finder)
+        judge_name = judge.describe() if hasattr(judge, "describe") else getattr(judge, "name", "judge")
     except BackendError as exc:
         log.warning("judge failed, using the local judge: %s", exc)
         fallback = LocalJudge()
-        verdicts = await fallback.judge_pairs_detailed(prompt, category, texts) if pairs else []
+        finder = UnionFind(n)
+        verdicts = await judge_groups(fallback, prompt, category, answers, finder)
         judge_name = f"{fallback.describe()}; the LLM judge failed: {exc}"
-
-    equal = [[i == j for j in range(n)] for i in range(n)]
-    finder = UnionFind(n)
-    reasons = {}
-    for (i, j), v in zip(pairs, verdicts):
-        equal[i][j] = equal[j][i] = bool(v.equivalent)
-        reasons[f"{i},{j}"] = v.reason
-        if v.equivalent:
-            finder.union(i, j)
     groups = finder.groups()
+
+    equal: list[list[bool | None]] = [[i == j for j in range(n)] for i in range(n)]
+    reasons = {}
+    for i, j in combinations(range(n), 2):
+        v = verdicts.get((i, j))
+        if v is None:  # not asked: decided by the groups
+            same = finder.find(i) == finder.find(j)
+            v = Verdict(same, "in one group through other answers" if same else "in different groups")
+        equal[i][j] = equal[j][i] = v.equivalent
+        reasons[f"{i},{j}"] = v.reason
+    unknown = sum(v.equivalent is None for v in verdicts.values())
 
     newest_is_new = newest_dup = None
     if n >= 2:
-        dups = [j for j in range(n - 1) if equal[n - 1][j]]
+        dups = [j for j in range(n - 1) if finder.find(j) == finder.find(n - 1)]
         newest_is_new = not dups
         newest_dup = dups[0] if dups else None
 
@@ -170,11 +206,15 @@ async def analyze(prompt: str, category: Category | None, answers: list[str], ju
     letter = category.letter if category else None
     agree, finals = _agreement(letter, prompt, answers)
     status, reason, badge = verdict(category, n, len(groups), agree)
+    if unknown:
+        note = f"{unknown} pair{'s' if unknown > 1 else ''} unknown"
+        reason = f"{reason}; {note}: the judge's reply was unreadable, those pairs are left out of the groups"
+        badge = f"{badge} · {note}"
     return DiversityReport(
         category=letter,
         wants=(category.wants.value if category else Wants.DIFFERENT.value),
         n=n, groups=groups, unique=len(groups), newest_is_new=newest_is_new, newest_duplicates=newest_dup,
         pairwise=equal, similarity=[[round(float(x), 4) for x in row] for row in sim],
         generic=generic, answers_agree=agree, final_answers=finals,
-        status=status, reason=reason, badge_text=badge, judge=judge_name, reasons=reasons,
+        status=status, reason=reason, badge_text=badge, judge=judge_name, reasons=reasons, unknown_pairs=unknown,
     )

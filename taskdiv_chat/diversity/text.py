@@ -153,16 +153,162 @@ def names(text: str, context: str = "") -> list[str]:
     return found
 
 
+# --- plain text out of model text: thinking, LaTeX, numbers in words, symbols, units ----------------
+
+_THINK = re.compile(r"(?is)<think>.*?(?:</think>|$)")
+_LATEX = [
+    (re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}"), r"\1/\2"),
+    (re.compile(r"\\sqrt\s*\{([^{}]*)\}"), r"√\1"),
+    (re.compile(r"\\(?:text|mathrm|mathbf|textbf|operatorname|mbox)\s*\{([^{}]*)\}"), r" \1 "),
+    (re.compile(r"\^\{([^{}]*)\}"), r"^\1"),
+    (re.compile(r"\\(?:times|cdot)"), " × "),
+    (re.compile(r"\\div"), " ÷ "),
+    (re.compile(r"\\(?:left|right|displaystyle|quad|qquad|[,;:! ])"), " "),
+    (re.compile(r"\$\$?([^$\n]+?)\$\$?"), r" \1 "),  # $math$; a lone "$5" stays money
+    (re.compile(r"\\[\[\]()]"), " "),
+    (re.compile(r"\\%"), "%"),
+    (re.compile(r"(\d)\s*\\?,\s*(\d{3})(?!\d)"), r"\1,\2"),
+]
+_SMALL = {w: n for w, n in NUMBER_WORDS.items() if n < 100}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
+_NUMBER_PHRASE = re.compile(
+    r"(?i)\b(?:(?:" + "|".join(sorted(set(_SMALL) | set(_SCALES), key=len, reverse=True)) + r")(?:[\s-]+(?:and[\s-]+)?|\b))+")
+# Symbols that name an outcome: rock-paper-scissors hands, dice faces, coins, colours and yes/no marks.
+_SYMBOLS = {"✊": "rock", "👊": "rock", "🪨": "rock", "✋": "paper", "🖐": "paper", "🤚": "paper", "📄": "paper",
+            "📃": "paper", "🧻": "paper", "✌": "scissors", "✂": "scissors", "⚀": "1", "⚁": "2", "⚂": "3", "⚃": "4",
+            "⚄": "5", "⚅": "6", "✅": "yes", "✔": "yes", "👍": "yes", "❌": "no", "✖": "no", "👎": "no",
+            "🔴": "red", "🔵": "blue", "🟢": "green", "🟡": "yellow", "🟠": "orange", "🟣": "purple", "⚫": "black",
+            "⚪": "white", "🟤": "brown", "❤": "red heart", "♥": "hearts", "♦": "diamonds", "♣": "clubs", "♠": "spades"}
+_SYMBOL_NOISE = {"black", "white", "heavy", "face", "sign", "symbol", "with", "mark", "emoji", "large", "medium",
+                 "small", "ballot", "box", "check", "selector", "variation", "combining", "enclosing", "keycap"}
+UNITS = {  # spelled-out and symbol forms -> one symbol
+    "km": "kilometer kilometers kilometre kilometres kms", "m": "meter meters metre metres",
+    "cm": "centimeter centimeters centimetre centimetres", "mm": "millimeter millimeters millimetre millimetres",
+    "mi": "mile miles", "ft": "foot feet", "inch": "inches", "kg": "kilogram kilograms kilo kilos kgs",
+    "g": "gram grams", "lb": "pound pounds lbs", "l": "liter liters litre litres", "ml": "milliliter milliliters "
+    "millilitre millilitres", "h": "hour hours hr hrs", "min": "minute minutes mins", "s": "second seconds sec secs",
+    "%": "percent per cent", "$": "dollar dollars usd", "€": "euro euros eur", "£": "pound sterling gbp",
+    "°": "degree degrees deg", "km/h": "kph kmh km/hr", "mph": "mi/h", "m/s": "mps",
+}
+_UNIT_OF = {form: unit for unit, forms in UNITS.items() for form in [unit, *forms.split()]}
+
+
+def _year_reading(tokens: list[str]) -> int | None:
+    """ "nineteen forty-five" -> 1945: two pairs of digits read as two numbers."""
+    values = [_SMALL.get(t) for t in tokens]
+    if None in values or len(values) < 2:
+        return None
+    split = 2 if len(values) > 2 and values[0] >= 20 and values[1] < 10 else 1
+    first, second = sum(values[:split]), sum(values[split:])
+    if 10 <= first <= 99 and 10 <= values[split] <= 99 and second <= 99 and len(values) - split <= 2:
+        return first * 100 + second
+    return None
+
+
+def words_to_number(phrase: str) -> int | None:
+    """ "three hundred and ninety-one" -> 391, "nineteen forty-five" -> 1945; None when not one number."""
+    tokens = [t for t in re.findall(r"[a-z]+", phrase.lower()) if t != "and"]
+    year = _year_reading(tokens)
+    if year is not None:
+        return year
+    total = current = 0
+    seen = False
+    for word in re.findall(r"[a-z]+", phrase.lower()):
+        if word == "and":
+            continue
+        if word in _SMALL:
+            current += _SMALL[word]
+        elif word == "hundred":
+            current = max(current, 1) * 100
+        elif word in _SCALES:
+            total += max(current, 1) * _SCALES[word]
+            current = 0
+        else:
+            return None
+        seen = True
+    return total + current if seen else None
+
+
+def _symbol_name(ch: str) -> str:
+    if ch in _SYMBOLS:
+        return _SYMBOLS[ch]
+    try:
+        name = unicodedata.name(ch).lower()
+    except ValueError:
+        return ch
+    if "digit" in name and "keycap" in name:
+        return ""
+    kept = [w for w in name.split() if w not in _SYMBOL_NOISE]
+    return " ".join(kept) or ch
+
+
+def plain(text: str) -> str:
+    """Model text as plain words: no <think> block, LaTeX as text, multi-word numbers as digits
+    ("three hundred ninety-one" -> "391"), emoji and symbols as the words they stand for."""
+    text = _THINK.sub(" ", text)
+    for pattern, repl in _LATEX:
+        text = pattern.sub(repl, text)
+    for _ in range(2):  # inner braces first ("\boxed{x^{2}}"); \boxed{..} stays: it marks the answer
+        text = re.sub(r"(?<!\\boxed)\{([^{}]*)\}", r" \1 ", text)
+    text = re.sub(r"\\(?!boxed)[a-zA-Z]*", " ", text)
+
+    def phrase(match: re.Match) -> str:
+        raw = match.group(0)
+        trail = re.search(r"[\s-]*$", raw).group(0)
+        body = raw[: len(raw) - len(trail)] if trail else raw
+        if len(re.findall(r"[a-z]+", body.lower())) < 2:  # one number word is read as it is
+            return raw
+        value = words_to_number(body)
+        return raw if value is None else f"{value}{' ' if trail else ''}"
+
+    text = _NUMBER_PHRASE.sub(phrase, text)
+    out = []
+    for ch in text:
+        if ch in "\ufe0f\u20e3\u200d":  # emoji modifiers
+            continue
+        category = unicodedata.category(ch)
+        out.append(f" {_symbol_name(ch)} " if category == "So" or ch in _SYMBOLS else ch)
+    return "".join(out)
+
+
+def canonical_unit(word: str) -> str | None:
+    return _UNIT_OF.get(word.lower().rstrip("."))
+
+
 def normalize_answer(text: str) -> str:
     """Canonical form of a short answer: folded, no articles/punctuation, numbers as digits."""
-    text = fold(text)
-    text = re.sub(r"\\boxed\{([^{}]*)\}", r"\1", text)
+    text = fold(plain(re.sub(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}", r"\1", text)))
+    text = re.sub(r"(\d)\s*(?:per|/)\s*(hour|hr|h)\b", r"\1 \2/h", text)  # "60 km per hour" -> "60 km/h"
+    text = re.sub(r"\b(km|kilomet\w+|mi|miles?|m|met\w+)\s*(?:per\s+|/\s*)(?:hour|hr|h)\b", r"\1/h", text)
     text = re.sub(r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", "", text)
     text = re.sub(r"^\s*[a-z]\s*=\s*", "", text)  # "x = 5" -> "5"
     out = []
-    for token in re.findall(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?|[a-z]+(?:'[a-z]+)?", text):
-        if token in ("a", "an", "the", "is", "it", "its", "it's", "about", "approximately", "around", "exactly"):
+    for token in re.findall(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?|[a-z]+(?:/h)?(?:'[a-z]+)?|[$€£°%]", text):
+        if token in ("a", "an", "the", "is", "it", "its", "it's", "about", "approximately", "around", "exactly",
+                     "total", "in", "of", "and"):
             continue
         number = to_number(token) if token[0].isdigit() or token[0] == "-" or token in NUMBER_WORDS else None
-        out.append(number if number is not None else token)
-    return " ".join(out)
+        if number is not None:
+            out.append(number)
+            continue
+        unit = canonical_unit(token.replace("/h", "")) if out and re.fullmatch(r"-?[\d.,/]+%?", out[-1]) else None
+        if unit and token.endswith("/h"):
+            unit = {"km": "km/h", "mi": "mph", "m": "m/h"}.get(unit, unit)
+        if unit in ("$", "€", "£"):  # "$5" and "5 dollars" alike: the currency after the number
+            out.append(unit)
+        elif unit:
+            out.append(unit)
+        else:
+            out.append(token)
+    out = _currency_after_number(out)
+    text = " ".join(t for i, t in enumerate(out) if i == 0 or t != out[i - 1])
+    return re.sub(r"(\d) %", r"\1%", text)
+
+
+def _currency_after_number(tokens: list[str]) -> list[str]:
+    """ "$ 5" -> "5 $", so "$5" and "5 dollars" compare equal."""
+    out = list(tokens)
+    for i in range(len(out) - 1):
+        if out[i] in ("$", "€", "£") and re.fullmatch(r"-?[\d.]+", out[i + 1]):
+            out[i], out[i + 1] = out[i + 1], out[i]
+    return out

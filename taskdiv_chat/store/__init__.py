@@ -33,7 +33,7 @@ from typing import Iterator
 
 from .. import taxonomy
 from ..config import data_dir
-from . import exchange, queries, schema, transcript, tree
+from . import exchange, queries, rows, schema, transcript, tree
 from .errors import NotFound, StoreError
 from .exchange import EXPORT_FORMAT, EXPORT_VERSION
 from .queries import MARK_END, MARK_START, ConversationSummary, SearchHit
@@ -63,6 +63,8 @@ class Store:
         self._db = schema.connect(self.path, SCHEMA_VERSION)
         self._real_path = os.path.realpath(self.path)
         self.conversation_reads = 0  # full reads of one conversation's messages: a cheap cost counter
+        # Bad values met while reading (see rows): replaced or skipped, never fatal; a UI may show them.
+        self.problems: list[str] = []
         try:
             schema.migrate(self._db, self.path, MIGRATIONS)
             recover_crashed(self._db, self._real_path, self._pid)  # once: later streams are this file's own
@@ -203,7 +205,8 @@ class Store:
     def _conversation_rows(self, conversation_id: int) -> tuple[tuple, list[tuple]]:
         with self._read() as db:
             self.conversation_reads += 1
-            return queries.conversation_rows(db, conversation_id)
+            row, messages = queries.conversation_rows(db, conversation_id)
+        return rows.conversation(row, self.problems), rows.messages(messages, self.problems)
 
     def load_conversation(self, conversation_id: int) -> Conversation:
         row, rows = self._conversation_rows(conversation_id)
@@ -223,8 +226,8 @@ class Store:
         else:
             with self._read() as db:
                 self.conversation_reads += 1
-                rows = queries.message_rows(db, conversation_id)
-            turns = tree.path_to(rows, conversation_id, upto_turn_id)
+                messages_rows = rows.messages(queries.message_rows(db, conversation_id), self.problems)
+            turns = tree.path_to(messages_rows, conversation_id, upto_turn_id)
         messages: list[dict] = []
         for i, turn in enumerate(turns):
             messages.append({"role": "user", "content": turn.user.text})
@@ -237,7 +240,11 @@ class Store:
     def list_conversations(self, limit: int = 50, include_archived: bool = False,
                            offset: int = 0) -> list[ConversationSummary]:
         with self._lock:
-            return queries.list_conversations(self._db, limit, include_archived, offset)
+            found = queries.list_conversations(self._db, limit, include_archived, offset)
+        for summary in found:  # a title or time that cannot be shown is replaced (and noted), never fatal
+            _, summary.title, summary.created, summary.updated, *_ = rows.conversation(
+                (summary.id, summary.title, summary.created, summary.updated), self.problems)
+        return found
 
     def search(self, text: str, limit: int = 50) -> list[SearchHit]:
         """Full-text search over every message and variant, newest first (see queries.search)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import rows
 from .errors import StoreError
 from .scrub import Scrubber
 from .tree import COLUMN_NAMES, loads
@@ -15,18 +17,26 @@ EXPORT_FORMAT = "taskdiv-chat/conversation"
 EXPORT_VERSION = 1
 
 
+# Strict: an import is hostile until checked. A value the app could not show (a time of 1e20,
+# a letter that is a number, an id SQLite cannot hold) is refused here, not met on every start.
+_Time = Annotated[float, Field(ge=0, le=rows.MAX_TIME, allow_inf_nan=False)]
+_Id = Annotated[int, Field(ge=1, le=rows.MAX_ID)]
+_STRICT = ConfigDict(extra="forbid", strict=True)
+MAX_DEPTH = 64  # nesting of the JSON fields (params, metrics, ...): real ones are a few levels deep
+
+
 class _ImportedMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    n: int
+    model_config = _STRICT
+    n: _Id
     role: str
-    parent: int | None = None
+    parent: _Id | None = None
     text: str
-    created: float
-    updated: float
+    created: _Time
+    updated: _Time
     category: dict | None = None
     category_override: str | None = None
-    active_variant: int | None = None
-    selected: int | None = None
+    active_variant: _Id | None = None
+    selected: Annotated[int, Field(ge=0, le=rows.MAX_ID)] | None = None
     status: str | None = None
     finish_reason: str | None = None
     error: str | None = None
@@ -38,14 +48,28 @@ class _ImportedMessage(BaseModel):
     timings: dict | None = None
     metrics: dict | None = None
 
+    @field_validator("category")
+    @classmethod
+    def _check_category(cls, value: dict | None) -> dict | None:
+        if value is not None and (why := rows.category_problem(value)) is not None:
+            raise ValueError(f"category {why}")
+        return value
+
+    @field_validator("category_override")
+    @classmethod
+    def _check_override(cls, value: str | None) -> str | None:
+        if value is not None and not rows.is_letter(value):
+            raise ValueError(f"{value!r} is not one of {', '.join(sorted(rows.LETTERS))}")
+        return value
+
 
 class _ImportedConversation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     format: str
     version: int
     title: str
-    created: float
-    updated: float
+    created: _Time
+    updated: _Time
     archived: bool = False
     messages: list[_ImportedMessage]
 
@@ -78,6 +102,7 @@ def parse(data: dict) -> _ImportedConversation:
             isinstance(data.get("version"), int) and data["version"] > EXPORT_VERSION:
         raise StoreError(f"this export is version {data['version']} (from a newer taskdiv-chat); "
                          f"this version reads up to {EXPORT_VERSION}")
+    _check_values(data, "")
     try:
         conv = _ImportedConversation.model_validate(data)
     except ValidationError as exc:
@@ -134,3 +159,26 @@ def _check_tree(messages: list[_ImportedMessage]) -> None:
                                              or parents[m.active_variant] != m.n):
             raise StoreError(f"not a valid export: message {m.n}: active_variant {m.active_variant} "
                              f"is not one of its answers")
+
+
+def _check_values(value: Any, where: str, depth: int = 0) -> None:
+    """Everywhere in the import: text SQLite can store (no lone surrogates), finite numbers,
+    integers SQLite can hold, nesting a reader can walk."""
+    if depth > MAX_DEPTH:
+        raise StoreError(f"not a valid export: {where or '(top level)'}: nested more than {MAX_DEPTH} deep")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise StoreError(f"not a valid export: {where or '(top level)'}: text with a lone surrogate") from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise StoreError(f"not a valid export: {where}: {value} is not a number")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > rows.MAX_ID:
+        raise StoreError(f"not a valid export: {where}: {value:.3g} is too large a number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(key, where, depth + 1)
+            _check_values(item, f"{where}.{key}" if where else str(key), depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_values(item, f"{where}.{i}", depth + 1)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ..paths import private_dir
 from .errors import StoreError
 
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another instance's transaction
@@ -82,8 +83,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def connect(path: Path, schema_version: int) -> sqlite3.Connection:
     """Open (or create, private) the file in WAL mode; refuse a newer or foreign file without touching it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:  # create it private before SQLite does (its -wal/-shm files copy these permissions)
+        private_dir(path.parent)
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
             os.chmod(path, 0o600)

@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
+# The palette's line for each regeneration strategy (diversity/strategies.py says how each one asks).
+STRATEGY_HELP = {
+    "temperature": "the same request again; sampling randomness does the rest",
+    "general-icr": "earlier answers stay in context, then \"Can you generate a different answer?\"",
+    "anchored-icr": "earlier answers in context, asked to differ the way this task category needs",
+    "general-system": "several answers in one call, asked to represent diverse values",
+    "anchored-system": "several answers in one call, told how this task category should vary",
+}
+
+
 class TaskdivApp(App):
     TITLE = "taskdiv-chat"
     CSS_PATH = "app.tcss"
@@ -58,6 +68,7 @@ class TaskdivApp(App):
         self.warm_up = warm_up
         self.theme_errors: list[str] = []
         self.config_error: str | None = None
+        self.exiting = False
         self.settings = settings
         if settings is None:
             self._config_path, self._wanted_backend = config_path, backend_name
@@ -117,6 +128,10 @@ class TaskdivApp(App):
     # --- lifecycle -------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        if self.warm_up:
+            from .services import start_loading_models
+
+            self.call_after_refresh(start_loading_models)
         if self.settings is None:
             self.call_after_refresh(self._load_settings)
         else:
@@ -142,7 +157,10 @@ class TaskdivApp(App):
         except config.ConfigError as exc:
             self.call_from_thread(self._config_failed, str(exc))
             return
-        from . import chat  # noqa: F401  (imported here, off the UI thread)
+        # Imported here, off the UI thread: what the chat screen needs first (httpx comes with the client).
+        from .. import store  # noqa: F401
+        from ..backends import local, openai  # noqa: F401
+        from . import chat  # noqa: F401
 
         self.call_from_thread(self._settings_loaded, settings, name)
 
@@ -153,6 +171,8 @@ class TaskdivApp(App):
     async def _settings_loaded(self, settings: Settings, backend_name: str) -> None:
         from .boot import BootScreen
 
+        if self.exiting:  # quit while the config was loading
+            return
         self._apply_settings(settings, backend_name)
         self._settings_ready()
         boot = self.screen
@@ -172,6 +192,13 @@ class TaskdivApp(App):
         if self.chat_screen is not None:
             self.chat_screen._save_draft_now()  # nothing typed is lost
         await super().action_quit()
+
+    def exit(self, result=None, return_code: int = 0, message=None) -> None:
+        # Textual tears the screens down before it cancels the workers: a start-up worker still
+        # mounting the conversation meanwhile would crash the exit (NoMatches, MountError). Cancel first.
+        self.exiting = True  # and start nothing new meanwhile
+        self.workers.cancel_all()
+        super().exit(result, return_code, message)
 
     async def on_unmount(self) -> None:
         if self.store is not None and self._owns_store:
@@ -203,9 +230,9 @@ class TaskdivApp(App):
         self.bell()
         with self.console.capture() as capture:
             self.console.print(Traceback(show_locals=False, width=None, suppress=[rich]))
-        report = capture.get()
-        for secret in self.settings.secret_values() if self.settings is not None else ():
-            report = report.replace(secret, "[redacted]")
+        from ..redact import redact
+
+        report = redact(capture.get(), self.settings.secret_values() if self.settings is not None else ())
         self._exit_renderables.append(Segments(self.console.render(Text.from_ansi(report), self.console.options)))
         self._close_messages_no_wait()
 
@@ -224,7 +251,8 @@ class TaskdivApp(App):
             chat.action_brainstorm)
         for strategy in STRATEGIES:
             mark = " (current)" if strategy == self.strategy else ""
-            yield SystemCommand(f"Strategy: {strategy}{mark}", "Use this strategy for regenerate and brainstorm",
+            yield SystemCommand(f"Strategy: {strategy}{mark}",
+                                f"Regenerate and brainstorm: {STRATEGY_HELP.get(strategy, strategy)}",
                                 lambda s=strategy: self.set_strategy(s))
         commands = [  # (title, what it does, binding id of its key or None, action)
             ("Stop answer", "Stop the running answer", "cancel", chat.action_cancel),

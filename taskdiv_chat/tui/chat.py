@@ -19,9 +19,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TextArea
 
 from .. import config, taxonomy
+from ..capability import capability_hint
 from ..config import data_dir
 from ..conversation import (Classified, ConversationService, Delta, Failed, Measured, Measuring, NotSent, Started,
-                            TurnAdded, VariantSaved, count_tokens, title_for, usable)
+                            TurnAdded, VariantSaved, Waiting, count_tokens, title_for, usable)
 from ..sanitize import for_display
 from . import bindings, services
 from .bindings import keys_for_id
@@ -44,6 +45,7 @@ BUSY_SHARE = 0.4
 BURST_RATE = 20_000
 BURST_HOLD = 1.0
 YIELD_EVERY = 64  # chunks handled before giving the event loop a turn in a burst
+YIELD_CHARS = 256_000  # or characters: a server sending 64 KiB chunks must not hold Esc back
 DRAFT_DELAY = 0.5  # seconds of no typing before the draft is saved
 
 
@@ -166,7 +168,8 @@ class ChatScreen(Screen):
         cfg = app.backend_config
         model = cfg.model or "?"
         self.status.set_backend(model_label(app.backend_name, model, self.is_local),
-                                "real server: taskdiv-chat config init" if self.is_local else "")
+                                "real server: taskdiv-chat config init" if self.is_local else
+                                capability_hint(cfg))
         if self.is_local:
             self.status.query_one("#hint").tooltip = (
                 f"The embedded SmolLM2-135M is a demo: fast, offline, weak. For real answers add a server "
@@ -174,10 +177,16 @@ class ChatScreen(Screen):
                 f"`taskdiv-chat config init` writes an example.")
         self.status.set_context(0, cfg.context_window)
         self.status.set_strategy(app.strategy)
-        self.status.set_activity("")
+        self.status.set_activity("warming up models…" if app.warm_up else "")
         self.prompt.area.focus()
         # Everything else after the first frame is on screen.
-        self.call_after_refresh(self._after_first_paint)
+        self.call_after_refresh(self._start)
+
+    @work(exclusive=True, group="start")
+    async def _start(self) -> None:
+        """A worker, so quitting cancels it rather than tearing the screen down under it."""
+        if not self.app.exiting:
+            await self._after_first_paint()
 
     async def _after_first_paint(self) -> None:
         self.app.log(f"first paint after {time.monotonic() - self.app.started:.3f} s")
@@ -193,7 +202,7 @@ class ChatScreen(Screen):
         backend = await asyncio.to_thread(service.backend)  # its client now, not on the first Enter
         self.service = service
         if self.app.warm_up:
-            self.warm_up(backend)
+            self.warm_up()
         wanted = None if self.app.new_chat else (self.app.start_conversation_id
                                                  or load_state().get("last_conversation"))
         early = self.prompt.area.text  # typed in the moment between the mode switch and the draft restore
@@ -221,16 +230,15 @@ class ChatScreen(Screen):
         if self.service is not None:
             await self.service.aclose()
 
-    @work(thread=True, exclusive=True, group="warm-up")
-    def warm_up(self, backend) -> None:
+    @work(exclusive=True, group="warm-up")
+    async def warm_up(self) -> None:
         """Load the classifier and the embedding model (and the local model) in the background."""
-        self.app.call_from_thread(self.status.set_activity, "warming up models…")
+        self.status.set_activity("warming up models…")
         try:
-            services.warm_up(backend)
+            await services.warm_up(self.backend)
         except Exception as exc:  # a model that fails to load is reported, the chat still works
-            self.app.call_from_thread(self.app.notify, f"background models failed to load: {exc}",
-                                      severity="warning", timeout=10)
-        self.app.call_from_thread(self.status.set_activity, "")
+            self.app.notify(f"background models failed to load: {exc}", severity="warning", timeout=10)
+        self.status.set_activity("")
 
     # --- conversations -----------------------------------------------------------------------
 
@@ -381,9 +389,11 @@ class ChatScreen(Screen):
         parts: list[str] = []
         flusher = StreamFlusher(body)
         ticker = asyncio.create_task(flusher.tick())  # lets held text out while the stream stalls
-        count = 0
+        count, unyielded = 0, 0
         self.answering = answer.streaming = True
         self.status.set_activity(activity)
+        answer.busy = activity if analyze else None  # not the figures of the variant shown before
+        answer.refresh_footer()
         if analyze:
             answer.badge.show_text("…", "pending")
         try:
@@ -397,12 +407,20 @@ class ChatScreen(Screen):
                         parts.append("\n\n---\n\n")
                         flusher.add("\n\n---\n\n")
                 elif isinstance(event, Delta):
+                    if not count:
+                        self.status.set_activity(activity)  # no longer "waiting to retry"
                     parts.append(event.text)
                     flusher.add(event.text)
                     count += 1
+                    unyielded += len(event.text)
                     await flusher.maybe_flush()
-                    if count % YIELD_EVERY == 0:
+                    if count % YIELD_EVERY == 0 or unyielded > YIELD_CHARS:
+                        unyielded = 0
                         await asyncio.sleep(0)  # keys and scrolling stay live during a burst
+                elif isinstance(event, Waiting):  # the client sleeps before a retry
+                    self.status.set_activity(for_display(event.wait.describe()))
+                    self.app.notify(event.wait.describe(), title="Waiting to retry",
+                                    timeout=max(3.0, event.wait.seconds))
                 elif isinstance(event, VariantSaved):
                     saved.append(variant_view(event.variant))
                     if event.note:
@@ -418,6 +436,7 @@ class ChatScreen(Screen):
             raise
         finally:
             ticker.cancel()
+            answer.busy = None
             if view is not None:
                 answer.variants.remove(view)
             answer.variants.extend(saved)
@@ -461,7 +480,7 @@ class ChatScreen(Screen):
         turn = self.service.turn() if self.service else None
         return (turn, self.answer_for(turn.user.id)) if turn else (None, None)
 
-    def _start_flow(self, what: str, flow) -> None:
+    def _start_flow(self, what: str, activity: str, flow) -> None:
         """Run a regeneration flow on the last turn (flow(turn) gives its events) in the answer worker."""
         if self.answering:
             self.app.notify(f"An answer is still running: {self.key_for('cancel')} stops it first.",
@@ -472,25 +491,31 @@ class ChatScreen(Screen):
             self.app.notify(f"Nothing to {what} yet.", timeout=3)
             return
         self.answering = True
-        self.run_worker(self._regenerate(turn, answer, flow), exclusive=True, group="answer")
+        answer.busy = activity  # from now on: not the figures of the variant shown before
+        answer.refresh_footer()
+        self.run_worker(self._regenerate(turn, answer, flow, activity), exclusive=True, group="answer")
 
-    async def _regenerate(self, turn, answer: AssistantMessage, flow) -> None:
+    async def _regenerate(self, turn, answer: AssistantMessage, flow, activity: str) -> None:
         if turn.user.letter is None:
             self.status.set_activity("waiting for the category…")
         retry = not usable(turn.variants)  # the only answer failed: a retry, not a variant
         events = self.service.retry(turn.user.id) if retry else flow(turn)
         try:
-            await self._show_flow(answer, events, f"answering ({self.app.strategy})…", analyze=not retry)
+            await self._show_flow(answer, events, activity, analyze=not retry)
         finally:
-            self.answering = False  # also when the flow failed before it showed anything
+            self.answering, answer.busy = False, None  # also when the flow failed before it showed anything
             await events.aclose()
 
     def action_regenerate(self) -> None:
-        self._start_flow("regenerate", lambda turn: self.service.regenerate(self.app.strategy, turn.user.id))
+        strategy = self.app.strategy
+        self._start_flow("regenerate", f"answering ({strategy})…",
+                         lambda turn: self.service.regenerate(strategy, turn.user.id))
 
     def action_brainstorm(self) -> None:
         n = self.app.settings.regenerate.brainstorm_n
-        self._start_flow("brainstorm on", lambda turn: self.service.regenerate(self.app.strategy, turn.user.id, n))
+        strategy = self.app.strategy
+        self._start_flow("brainstorm on", f"brainstorming {n} variants ({strategy})…",
+                         lambda turn: self.service.regenerate(strategy, turn.user.id, n))
 
     def action_retry(self) -> None:
         turn, answer = self._last()

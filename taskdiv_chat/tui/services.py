@@ -7,39 +7,88 @@ called after the first paint.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
+from ..paths import private_dir, write_private
 
 def export(store, conversation_id: int, fmt: str, folder: Path) -> Path:
     """Write the conversation to folder/<title>-<id>.md|.json and return the path."""
     conv = store.load_conversation(conversation_id)
     slug = re.sub(r"[^\w-]+", "-", conv.title.lower()).strip("-")[:40] or "conversation"
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     if fmt == "json":
         path = folder / f"{slug}-{conversation_id}.json"
-        path.write_text(json.dumps(store.export_json(conversation_id), ensure_ascii=False, indent=1), encoding="utf-8")
+        write_private(path, json.dumps(store.export_json(conversation_id), ensure_ascii=False, indent=1))
     else:
         path = folder / f"{slug}-{conversation_id}.md"
-        path.write_text(store.export_markdown(conversation_id), encoding="utf-8")
+        write_private(path, store.export_markdown(conversation_id))
     return path
 
 
 # --- background models ------------------------------------------------------------------------
 
 
-def warm_up(backend) -> float:
-    """Load what the first classification and the first badge need (runs in a worker thread); seconds taken."""
+async def warm_up(backend) -> float:
+    """Load what the first classification and the first badge need; seconds taken.
+
+    The loading runs on a daemon thread and is awaited without holding one of asyncio's
+    executor threads, which asyncio.run joins at exit: quitting never waits for it."""
     started = time.monotonic()
+    await in_daemon_thread(_load_models, backend)
+    return time.monotonic() - started
+
+
+def start_loading_models() -> None:
+    """Start loading the embedding model and the classifier's head on a daemon thread, at once:
+    they need no config, so they load while the config and the chat screen do."""
+    def load() -> None:
+        try:
+            _load_classifier()
+        except Exception:  # nothing printed over the UI: warm_up() tries again and reports it there
+            pass
+
+    threading.Thread(target=load, name="load-classifier", daemon=True).start()
+
+
+def _load_classifier():
     from ..classify import get_local_classifier
 
-    classifier = get_local_classifier().warm_up()  # the embedding model, then the classifier's head
-    if hasattr(backend, "load"):  # the embedded chat model: ~0.3 s, so the first answer starts at once
+    return get_local_classifier().warm_up()  # the embedding model and the classifier's head (idempotent)
+
+
+def _load_models(backend) -> None:
+    classifier = _load_classifier()
+    if hasattr(backend, "load"):  # the embedded chat model (never a server's): ~0.3 s, the first answer starts at once
         backend.load()
     classifier.join()
-    return time.monotonic() - started
+
+
+async def in_daemon_thread(fn, *args):
+    """await fn(*args) run on a new daemon thread (like asyncio.to_thread, but nothing waits for it at exit)."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(outcome: str, value) -> None:
+        if not future.done():  # else the awaiting worker was cancelled: nobody wants the result
+            getattr(future, outcome)(value)
+
+    def run() -> None:
+        try:
+            outcome = ("set_result", fn(*args))
+        except BaseException as exc:  # handed to the awaiting coroutine
+            outcome = ("set_exception", exc)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:  # the loop is closed: the app has quit meanwhile
+            pass
+
+    threading.Thread(target=run, name=getattr(fn, "__name__", "background"), daemon=True).start()
+    return await future
 
 
 def models_ready() -> bool:

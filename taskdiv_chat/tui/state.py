@@ -9,14 +9,12 @@ import json
 import os
 from pathlib import Path
 
+from ..paths import data_dir, ensure_data_dir
+
 
 def state_path() -> Path:
-    # config.data_dir() without importing the config (pydantic): the app reads this file
-    # before its first paint. tests/test_tui_startup.py checks that both agree.
-    import platformdirs
-
-    return Path(os.environ.get("TASKDIV_DATA_DIR") or platformdirs.user_data_dir("taskdiv-chat")).expanduser() \
-        / "ui-state.json"
+    # paths, not the config (pydantic): the app reads this file before its first paint.
+    return data_dir() / "ui-state.json"
 
 
 def load_state() -> dict:
@@ -32,7 +30,7 @@ def save_state(**changes) -> None:
     data = {**load_state(), **changes}
     path = state_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_data_dir()  # 0700, as on every other path
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, path)

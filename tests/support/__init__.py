@@ -24,7 +24,7 @@ def write_config(text: str) -> Path:
 def fake_config(server, extra: str = "") -> Path:
     """A config whose default backend is the loopback server; `extra` lines go into its table."""
     return write_config(f'default_backend = "fake"\n[backends.fake]\nbase_url = "{server.base_url}"\n'
-                        f'model = "test-model"\nmax_retries = 0\n{extra}')
+                        f'model = "test-model"\nmax_retries = 0\ncapable = true\n{extra}')  # trusted: no self-check
 
 
 def run_cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120):

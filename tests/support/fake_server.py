@@ -4,7 +4,10 @@ It speaks real HTTP/1.1 over a real socket (keep-alive, chunked SSE), so the
 client is exercised exactly as against vLLM or Ollama, and it can misbehave
 on purpose: slow first byte, disconnect mid-stream, 429 with Retry-After,
 500, 401, unknown model, a malformed JSON chunk, an error event mid-stream,
-a stream that never ends, or any status with any error body.
+a stream that never ends, or any status with any error body; and hostile ones:
+content that is not text (a number, a list, NaN), a lone surrogate, JSON nested
+50,000 deep, a stream trickled one byte at a time, an endless stream, a huge
+answer, an event that never ends, a 401 that echoes the API key.
 It also notices when a client hangs up mid-stream (`client_disconnects`).
 
     with FakeOpenAIServer(lambda body: Reply("Hi there")) as server:
@@ -20,7 +23,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-FAULTS = ("disconnect", "429", "500", "401", "unknown-model", "malformed", "error-event", "never-end")
+# A complete chunk whose delta.content is not text, or JSON no client should try to build.
+_CONTENT_CHUNK = '{"choices": [{"index": 0, "delta": {"content": %s}, "finish_reason": null}]}'
+BAD_EVENTS = {
+    "content-number": _CONTENT_CHUNK % "42",
+    "content-list": _CONTENT_CHUNK % '["a", "b"]',
+    "content-nan": _CONTENT_CHUNK % "NaN",
+    "content-object": _CONTENT_CHUNK % '{"text": "hi"}',
+    "surrogate": _CONTENT_CHUNK % '"bad \\ud800 half"',
+    "deep-json": "[" * 50_000 + "]" * 50_000,
+    "finish-number": '{"choices": [{"index": 0, "delta": {}, "finish_reason": 7}]}',
+}
+FAULTS = ("disconnect", "429", "500", "401", "401-echo", "unknown-model", "malformed", "error-event", "never-end",
+          "trickle", "endless", "huge", "endless-event", *BAD_EVENTS)
 
 
 class _ClientGone(Exception):
@@ -34,7 +49,10 @@ class Reply:
     chunk_delay: float = 0.0  # seconds between pieces
     first_byte_delay: float = 0.0  # before the response headers
     fault: str | None = None  # one of FAULTS
-    fault_after: int = 2  # pieces sent before disconnect/malformed/error-event/never-end
+    fault_after: int = 2  # pieces sent before disconnect/malformed/error-event/never-end/BAD_EVENTS
+    # trickle: the whole stream one byte per chunk_delay; endless: the pieces over and over, never a finish;
+    # huge: huge_chars of text in 64 KiB pieces; endless-event: one data line that never ends
+    huge_chars: int = 50_000_000
     retry_after: float | None = None  # with 429/500
     usage: bool = True  # send a usage chunk at the end when asked
     split_events: bool = False  # cut each SSE event in two writes (a few ms apart), mid-JSON
@@ -192,6 +210,9 @@ class FakeOpenAIServer:
                 "Unrecognized request argument supplied: stream_options", "invalid_request_error"))
         if reply.fault == "401":
             return await self._send_json(writer, 401, self._error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
+        if reply.fault == "401-echo":  # a careless server: the key comes back in the error body
+            return await self._send_json(writer, 401, self._error(
+                f"Incorrect API key provided: {headers.get('authorization', '')}", "invalid_request_error"))
         if reply.fault == "429":
             return await self._send_json(writer, 429, self._error("Rate limit reached.", "rate_limit_error", "rate_limit_exceeded"), retry)
         if reply.fault == "500":
@@ -229,6 +250,14 @@ class FakeOpenAIServer:
                 raise _ClientGone
 
         async def send(data: bytes) -> None:
+            if reply.fault == "trickle":
+                for i in range(len(data)):
+                    await pause(reply.chunk_delay)
+                    await send_frame(data[i:i + 1])
+            else:
+                await send_frame(data)
+
+        async def send_frame(data: bytes) -> None:
             if hangup.done():
                 raise _ClientGone
             writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -262,6 +291,23 @@ class FakeOpenAIServer:
                 await event(json.dumps({"error": {"message": "The model crashed.", "type": "server_error"}}))
             elif reply.fault == "never-end":
                 await pause(3600)
+            elif reply.fault in BAD_EVENTS:
+                await event(BAD_EVENTS[reply.fault])
+            elif reply.fault == "endless":
+                while True:  # ends when the client hangs up (send raises _ClientGone)
+                    for piece in reply.pieces() or ["more"]:
+                        await pause(reply.chunk_delay)
+                        await event(chunk({"content": piece}))
+            elif reply.fault == "huge":
+                piece = "x" * 65535 + " "
+                for _ in range(reply.huge_chars // len(piece)):
+                    await event(chunk({"content": piece}))
+                    await pause(0)
+            elif reply.fault == "endless-event":
+                await send(b'data: {"choices": [{"delta": {"content": "')
+                while True:
+                    await send(b"y" * 65536)
+                    await pause(0)
             return True
 
         try:
@@ -274,7 +320,7 @@ class FakeOpenAIServer:
                     faulted = True
                     if not await misbehave():
                         return False
-                if reply.chunk_delay:
+                if reply.chunk_delay and reply.fault != "trickle":
                     await pause(reply.chunk_delay)
                 await event(chunk({"content": piece}))
             if reply.fault and not faulted and not await misbehave():

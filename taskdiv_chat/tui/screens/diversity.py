@@ -47,7 +47,7 @@ def _number(value) -> str:
 class DetailScreen(ModalScreen):
     """Groups, which earlier answer the newest duplicates, the pairwise verdicts and similarities, generic metrics."""
 
-    BINDINGS = _CLOSE
+    BINDINGS = _CLOSE + [Binding("f4", "variants", "Variants", id="detail_variants", show=False)]
     DEFAULT_CSS = dialog_css("DetailScreen", """
     DetailScreen > Vertical { max-width: 110; height: 90%; }
     DetailScreen VerticalScroll { height: 1fr; }
@@ -121,6 +121,13 @@ class DetailScreen(ModalScreen):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_variants(self) -> None:
+        """F4, as the hint says: this view closes and the variants side by side open."""
+        chat = self.app.chat_screen
+        self.dismiss(None)
+        if chat is not None:
+            chat.action_homogenization()
 
 
 class HomogenizationScreen(ModalScreen):

@@ -18,6 +18,17 @@ _REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:", re.M)
 SEGMENT_CHARS = 2000  # a streamed answer continues in a new Markdown widget past this size
 _SPLIT = re.compile(r"\n[ \t]*\n(?=[A-Za-z\"'(])")  # a blank line, then a plain paragraph at column 0
 _FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.M)
+# An answer longer than this shows its start and a note: laying out megabytes of Markdown took the UI to
+# gigabytes and blocked it for seconds. The whole text is stored, copied (alt+c) and exported (ctrl+s).
+SHOW_CHARS = 100_000
+
+
+def shown(text: str) -> str:
+    """What the body shows of an answer: its first SHOW_CHARS characters, made safe for the terminal."""
+    if len(text) <= SHOW_CHARS:
+        return for_display(text)
+    return (for_display(text[:SHOW_CHARS]) + f"\n\n*… {len(text) - SHOW_CHARS:,} more characters not shown here: "
+            "alt+c copies the whole answer, ctrl+s exports it.*\n")
 
 
 def _top_blocks(text: str) -> list[tuple[str, tuple[int, int]]]:
@@ -37,7 +48,8 @@ class AnswerBody(Vertical):
     more and compared with what was streamed; if any block differs (a half-open
     fence, a reference link defined later) the body is rebuilt with one full update.
 
-    Every text is shown through sanitize.for_display: an answer is a server's bytes.
+    Every text is shown through `shown`: sanitize.for_display (an answer is a server's bytes), and at
+    most SHOW_CHARS of it.
     """
 
     DEFAULT_CSS = """
@@ -52,9 +64,10 @@ class AnswerBody(Vertical):
         self._segment_text = ""  # what the current segment holds
         self._offsets: list[int] = []  # line offset of each segment in the whole text
         self.written = False  # whether any text was streamed since begin()
+        self._received = 0  # characters streamed since begin(), shown or not
 
     def compose(self) -> ComposeResult:
-        yield markdown_widget()(for_display(self._initial), open_links=False)
+        yield markdown_widget()(shown(self._initial), open_links=False)
 
     @property
     def segments(self) -> list[Markdown]:
@@ -64,20 +77,25 @@ class AnswerBody(Vertical):
         """Show `text` in one Markdown widget (no stream)."""
         await self.stop()
         await self.remove_children()
-        await self.mount(markdown_widget()(for_display(text), open_links=False))
+        await self.mount(markdown_widget()(shown(text), open_links=False))
 
     async def begin(self) -> None:
         await self.reset("")
         self._segment_text = ""
         self._offsets = [0]
         self.written = False
+        self._received = 0
         self._stream = Markdown.get_stream(self.segments[-1])
 
     async def write(self, text: str) -> None:
         """Append streamed text (callers batch it: one write per ~80 ms, not per token)."""
         if self._stream is None:
             return
-        text = for_display(text)  # a sequence split across two writes loses its head here, its tail shows
+        room = SHOW_CHARS - self._received
+        self._received += len(text)
+        if room <= 0:
+            return
+        text = for_display(text[:room])  # a sequence split across two writes loses its head here, its tail shows
         self.written = True
         if len(self._segment_text) + len(text) > SEGMENT_CHARS:
             combined = self._segment_text + text
@@ -116,7 +134,7 @@ class AnswerBody(Vertical):
         If nothing was streamed (the answer came in one burst), `text` is parsed once into the
         empty segment: that is the full parse itself, so there is nothing to compare.
         """
-        text = for_display(text)
+        whole, text = text, shown(text)
         if self._stream is not None and not self.written:
             await self.stop()
             await self.segments[-1].append(text)  # awaited until every block is mounted
@@ -131,5 +149,5 @@ class AnswerBody(Vertical):
                       for b in m.children if isinstance(b, MarkdownBlock)]
             if expected == actual:
                 return False
-        await self.reset(text)
+        await self.reset(whole)
         return True

@@ -244,6 +244,7 @@ class AssistantMessage(Vertical, can_focus=True):
         self.index = index
         self.is_local = is_local
         self.streaming = False
+        self.busy: str | None = None  # what the footer says instead of the shown variant's figures (brainstorm)
         self.initial_badge: tuple[str, str] | None = None  # (text, status) from saved metrics
 
     def compose(self) -> ComposeResult:
@@ -262,6 +263,8 @@ class AssistantMessage(Vertical, can_focus=True):
             yield Badge(self.turn_id, id="badge")
 
     def on_mount(self) -> None:
+        if not self.query("#meta"):  # a quit pruned the children before this Mount was handled
+            return
         self.refresh_footer()
         if self.initial_badge:
             self.badge.show_text(*self.initial_badge)
@@ -302,7 +305,9 @@ class AssistantMessage(Vertical, can_focus=True):
         variant = self.current
         meta, cutoff = "", ""
         error = None
-        if variant is not None:
+        if self.busy:
+            meta = self.busy
+        elif variant is not None:
             parts = [model_label(variant.backend, variant.model, self.is_local)]
             if variant.tokens is not None:
                 parts.append(f"{variant.tokens} tok")

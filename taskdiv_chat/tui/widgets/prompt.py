@@ -7,7 +7,6 @@ message. Control characters are stripped on the way in.
 
 from __future__ import annotations
 
-import re
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -15,15 +14,15 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Static, TextArea
 
+from ...sanitize import for_input
 from .. import bindings
 
 ATTACH_OVER_CHARS = 16_000  # above this a paste becomes an attachment
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]")
 
 
 def clean_text(text: str) -> str:
-    """Line ends to \\n, control characters (escape sequences, NUL, bells) removed; tabs kept."""
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    """Line ends to \\n, whole escape sequences and other control characters (NUL, bells) removed; tabs kept."""
+    return for_input(text)
 
 
 class PromptArea(TextArea):

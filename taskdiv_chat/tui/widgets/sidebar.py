@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from textual import on
@@ -21,6 +22,19 @@ def _age(ts: float) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return "now"
+
+
+LEAD_CHARS = 20  # context kept before the first match: the row is two lines of ~26 characters
+
+
+def snippet_parts(parts: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """A search hit's (text, matched) pieces, shown safely and with the match near the start
+    (a long lead-in pushed it past the row's two lines)."""
+    parts = [(re.sub(r"\s+", " ", for_display(text)), marked) for text, marked in parts]
+    if parts and not parts[0][1] and len(parts[0][0]) > LEAD_CHARS:
+        lead = parts[0][0][-LEAD_CHARS:]
+        parts[0] = ("…" + lead[lead.find(" ") + 1:] if " " in lead else "…" + lead, False)
+    return parts
 
 
 class ConversationItem(ListItem):
@@ -97,8 +111,8 @@ class Sidebar(Vertical):
         self.query_one("#list-label", Label).update(Content(f"{len(seen)} match(es) for {for_display(query)!r}"))
         items = []
         for hit in seen.values():
-            snippet = Content.assemble(*[(for_display(text), "bold $accent" if marked else "")
-                                         for text, marked in hit.parts()])
+            snippet = Content.assemble(*[(text, "bold $accent" if marked else "")
+                                         for text, marked in snippet_parts(hit.parts())])
             items.append(ConversationItem(hit.conversation_id, hit.conversation_title, "", hit.conversation_id == self.current_id))
             items[-1].detail = snippet
         self._fill(items)
