@@ -75,6 +75,15 @@ class DetailScreen(ModalScreen):
                     first = variants[group[0]].text if group[0] < len(variants) else ""
                     yield Static(Content.assemble((f" {k + 1} ", f"bold #ffffff on {GROUP_COLORS[k % len(GROUP_COLORS)]}"),
                                                   f" answers {members}: {_preview(first)}"))
+                if report.cross_model:  # a comparison: which models said the same thing
+                    cross = report.cross_model
+                    yield Static(_shown(f"Across models: {cross['badge_text']} — {cross['reason']}"),
+                                 classes=f"section {cross['status']}")
+                    for k, labels in enumerate(cross["groups"]):
+                        yield Static(Content.assemble((f" {k + 1} ", f"bold #ffffff on {GROUP_COLORS[k % len(GROUP_COLORS)]}"),
+                                                      " " + for_display(", ".join(labels))))
+                    yield Static(_shown(f"pairs of answers from different models that were functionally the same: "
+                                        f"{cross['same_pairs']} of {cross['pairs']}"))
                 if report.newest_is_new is not None:
                     newest = report.n
                     text = (f"answer {newest} (newest) is functionally new" if report.newest_is_new else
