@@ -125,3 +125,18 @@ async def test_send_to_all_without_compare_backends_says_how_to_set_them(fake_se
         await pilot.pause()
         assert any("[compare] backends" in n.message for n in app._notifications)
         assert app.screen.prompt.full_text == "hello" and not app.screen.chat.query(CompareView)
+
+
+def test_snapshot_three_models_side_by_side(snap_compare, fake_server, fake_backend_settings):
+    with compare_app(fake_server, fake_backend_settings, Reply(PARIS), Reply(LYON), Reply(PARIS_TOO)) as app:
+        async def run_before(pilot) -> None:
+            await started(pilot)
+            pilot.app.screen.prompt.area.cursor_blink = False
+            view = await send_all(pilot, QUESTION)
+            await settled(pilot)
+            await wait_for(pilot, lambda: "functionally distinct" in str(view.badge.render()), what="the badge")
+            await wait_for(pilot, lambda: pilot.app.screen.chat.query("UserMessage").last().chip.letter == "A",
+                           what="the category chip")
+            await pilot.pause(0.2)
+
+        assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)

@@ -114,7 +114,8 @@ class CompareView(Vertical):
 
     async def add_pane(self, index: int, label: str) -> ComparePane:
         pane = self.pane(index)
-        if pane is None:
+        if pane is None:  # in the order of the backends, whichever starts first
             pane = ComparePane(index, label)
-            await self.query_one("#panes").mount(pane)
+            later = next((p for p in self.panes if p.index > index), None)
+            await self.query_one("#panes").mount(pane, before=later)
         return pane
