@@ -96,6 +96,12 @@ async def test_models_that_disagree_on_a_fact_warn_and_a_narrow_terminal_stacks_
             assert view.badge.has_class("-warn")
             panes = sorted(view.query(ComparePane), key=lambda p: p.index)
             assert view.has_class("-stacked") and panes[0].region.y < panes[1].region.y < panes[2].region.y
+            # F4: the models' overlap across the history, per category
+            await pilot.press("f4")
+            await wait_for(pilot, lambda: type(app.screen).__name__ == "HomogenizationScreen", what="the view")
+            table = app.screen.query_one("#overlap")
+            assert [str(c) for c in table.get_row_at(0)][1:] == ["1", "3", "1", "33%"]
+            assert str(table.get_row_at(0)[0]).startswith("A ")
 
 
 async def test_escape_stops_every_stream_and_keeps_what_arrived(fake_server, fake_backend_settings):

@@ -148,7 +148,8 @@ async def _compare(args, settings, names: list[str], prompt: str, out) -> int:
         finally:
             await service.aclose()
     by_variant = {a.get("variant_id"): a for a in answers.values()}
-    groups = [[by_variant[order[i].id] for i in group] for group in report.groups] if report else []
+    groups = sorted((sorted((by_variant[order[i].id] for i in group), key=lambda a: a["index"])
+                     for group in report.groups), key=lambda g: g[0]["index"]) if report else []
     # one model (or one backend answered): the report's own verdict; several: the cross-model one
     verdict = (report.cross_model or {"status": report.status, "reason": report.reason,
                                       "badge_text": report.badge_text, "distinct": report.unique}) if report else None

@@ -52,12 +52,13 @@ def cross_model(report: DiversityReport, labels: list[str], category: Category |
                       badge_text=badge)
 
 
-def overlap(rows: list[tuple[str | None, dict]]) -> dict[str, tuple[int, int]]:
-    """Per category letter ("other" for none): (same, pairs) summed over stored cross-model results.
-    rows: (letter, a CrossModel dict) for each comparison judged."""
-    totals: dict[str, tuple[int, int]] = {}
+def overlap(rows: list[tuple[str | None, dict]]) -> dict[str, dict]:
+    """Per category letter ("other" for none): comparisons, pairs of answers from different models, and
+    how many of those pairs were functionally the same. rows: (letter, CrossModel dict) per comparison."""
+    totals: dict[str, dict] = {}
     for letter, data in rows:
-        key = letter or "other"
-        same, pairs = totals.get(key, (0, 0))
-        totals[key] = (same + int(data.get("same_pairs", 0)), pairs + int(data.get("pairs", 0)))
+        stats = totals.setdefault(letter or "other", {"comparisons": 0, "pairs": 0, "same": 0})
+        stats["comparisons"] += 1
+        stats["pairs"] += int(data.get("pairs", 0))
+        stats["same"] += int(data.get("same_pairs", 0))
     return totals

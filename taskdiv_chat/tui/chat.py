@@ -767,7 +767,8 @@ class ChatScreen(Screen):
             return
         conv = self.service.reload()
         answer = self.last_answer()
-        self.app.push_screen(HomogenizationScreen(conv, answer.turn_id if answer else None))
+        self.app.push_screen(HomogenizationScreen(conv, answer.turn_id if answer else None,
+                                                  self.app.store.cross_model_results()))
 
     # --- clipboard ------------------------------------------------------------------------------
 
