@@ -12,6 +12,7 @@ from taskdiv_chat.conversation import ConversationService, Delta, Failed, Starte
 from taskdiv_chat.diversity.crossmodel import overlap
 from taskdiv_chat.store import Store
 from tests.support.fake_server import FakeOpenAIServer, Reply
+from tests.test_llama_server import KEY, llama_server  # noqa: F401  (the real server, a module fixture)
 
 PROMPT = "What is the capital of France?"
 
@@ -195,3 +196,30 @@ def test_compare_config_names_backends_defined_under_backends(isolated_dirs):
     path.write_text('[compare]\nbackends = ["local", "nope"]\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"config.toml:2: field 'compare.backends'.*'nope'"):
         load_settings(path)
+
+
+@pytest.mark.slow
+async def test_the_embedded_model_and_a_real_llama_cpp_server_compared(llama_server, store, monkeypatch):
+    """Two backends we did not script: the embedded SmolLM2 in this process and llama-cpp-python's own
+    OpenAI-compatible server running the same weights in another; judged locally, across them."""
+    monkeypatch.setenv("LLAMA_SERVER_TEST_KEY", KEY)
+    settings = Settings(default_backend="local", backends={
+        "server": BackendConfig(base_url=llama_server, model="smollm2-135m", api_key_env="LLAMA_SERVER_TEST_KEY",
+                                read_timeout=120)})
+    settings.classify.method = "local"
+    settings.judge.method = "local"
+    service = ConversationService(store, settings)
+    try:
+        events = [e async for e in service.compare_turn("Name a color.", ["local", "server"], max_tokens=12)]
+        ids = [e.variant.id for e in events if isinstance(e, VariantSaved)]
+        report = await service.measure(events[0].turn_id, ids)
+    finally:
+        await service.aclose()
+    assert not [e for e in events if isinstance(e, Failed)]
+    saved = {e.index: e.variant for e in events if isinstance(e, VariantSaved)}
+    assert (saved[0].backend, saved[1].backend, saved[1].model) == ("local", "server", "smollm2-135m")
+    assert all(v.text.strip() for v in saved.values())
+    cross = report.cross_model
+    assert sorted(cross["models"]) == ["local (SmolLM2-135M-Instruct)", "server (smollm2-135m)"]
+    assert cross["pairs"] == 1 and cross["badge_text"] in ("2 models · 1 functionally distinct",
+                                                           "2 models · 2 functionally distinct")
