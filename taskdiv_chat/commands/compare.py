@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config import METHODS, STRATEGIES, check_api_keys, load_settings
 from .common import add_raw_arg, fail, read_text, shown, to_terminal
+from .diversity import _positive
 
 
 def register(subparsers) -> None:
@@ -34,16 +35,6 @@ def _names(value: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError("give backend names separated by commas, e.g. local,ollama")
     return list(dict.fromkeys(names))
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return number
 
 
 def compare(args) -> int:
