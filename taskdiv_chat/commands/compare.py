@@ -99,6 +99,7 @@ class _Lines:
 async def _compare(args, settings, names: list[str], prompt: str, out) -> int:
     from .. import taxonomy
     from ..conversation import ConversationService, Delta, Failed, NotSent, Started, TurnAdded, VariantSaved, judged
+
     n = args.n or settings.compare.n
     terminal = to_terminal(args, out)
 

@@ -28,7 +28,7 @@ from ..sanitize import for_display
 from . import bindings, services
 from .bindings import keys_for_id
 from .state import load_state, save_state
-from .widgets.compare import ComparePane
+from .widgets.compare import ComparePane, CompareView
 from .widgets.messages import (AssistantMessage, Badge, CategoryChip, ChatLog, Notice, UserMessage, VariantView,
                                code_blocks, model_label)
 from .widgets.prompt import PromptArea, PromptBar
@@ -366,7 +366,8 @@ class ChatScreen(Screen):
         if (empty := self.chat.query("#empty")):
             await empty.remove()
         user = UserMessage(added.turn_id, added.text, None, id=f"user-{added.turn_id}")
-        answer = answer or AssistantMessage(added.turn_id, [], is_local=self.is_local, id=f"answer-{added.turn_id}")
+        if answer is None:
+            answer = AssistantMessage(added.turn_id, [], is_local=self.is_local, id=f"answer-{added.turn_id}")
         await self.chat.mount_all([user, answer])
         self.chat.anchor()
         self.app.store.save_draft(added.conversation_id, "")
@@ -487,8 +488,7 @@ class ChatScreen(Screen):
         self.run_worker(self._send_all(text, names), exclusive=True, group="answer")
 
     async def _send_all(self, text: str, names: list[str]) -> None:
-        from ..diversity.crossmodel import model_label
-        from .widgets.compare import CompareView
+        from ..diversity.crossmodel import model_label as compare_label
 
         n = self.app.settings.compare.n
         events = self.service.compare_turn(text, names, n)
@@ -507,7 +507,7 @@ class ChatScreen(Screen):
             async for event in events:
                 if isinstance(event, Started):
                     suffix = f" #{event.index % n + 1}" if n > 1 else ""
-                    await view.add_pane(event.index, model_label(event.backend, event.model) + suffix)
+                    await view.add_pane(event.index, compare_label(event.backend, event.model) + suffix)
                 elif isinstance(event, Delta):
                     view.pane(event.index).add(event.text)
                 elif isinstance(event, (VariantSaved, Failed)):
@@ -521,7 +521,7 @@ class ChatScreen(Screen):
             await events.aclose()
             if view is not None:
                 for pane in view.panes:
-                    if pane.variant_id is None and pane.parts:
+                    if pane.variant_id is None and not pane.has_class("-failed"):  # Esc: kept as far as it got
                         pane.finish(None, "stopped")
             self.refresh_sidebar()
         if view is not None and ids:
