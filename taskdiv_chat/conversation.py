@@ -521,29 +521,31 @@ class ConversationService:
             return
         messages = self.history() + [{"role": "user", "content": text}]
         name, config = min(configs, key=lambda c: c[1].context_window)
-        fits, used, _ = fit_context(messages, config.context_window, answer_reserve(config.max_tokens))
+        fits, used, kept = fit_context(messages, config.context_window, answer_reserve(config.max_tokens))
         if not fits:
             yield NotSent(used, config.context_window, name)
             return
         new = self.conversation is None
         turn_id = await self.add_turn(text)
         self._start_classification(turn_id)
-        yield TurnAdded(self.conversation.id, turn_id, text, new, 0)
-        async for event in self.compare(backend_names, turn_id, n, strategy, **sampling):
+        yield TurnAdded(self.conversation.id, turn_id, text, new, len(messages) - len(kept))
+        async for event in self.compare(backend_names, turn_id, n, strategy, messages=kept, **sampling):
             yield event
 
     async def compare(self, backend_names: list[str], turn_id: int | None = None, n: int = 1,
-                      strategy: str | None = None, **sampling) -> AsyncIterator[Event]:
+                      strategy: str | None = None, messages: list[dict] | None = None,
+                      **sampling) -> AsyncIterator[Event]:
         """The turn sent to several backends at once, n answers each, streamed side by side (answer
         index: backend's place x n + k), each stored as a variant with its backend and model; one
         backend failing does not stop the others. Plain answers by default; with a regeneration
         strategy, each backend's n answers follow it. Measure the turn with the variant ids
-        afterwards to judge all the answers together, across backends."""
+        afterwards to judge all the answers together, across backends. messages: what to send
+        (default: the active path up to the turn)."""
         turn = self.turn(turn_id)
         if turn is None or not backend_names:
             return
         turn_id = turn.user.id
-        messages = self.history(turn_id)
+        messages = messages or self.history(turn_id)
 
         async def plain(queue: asyncio.Queue, index: int, name: str) -> None:
             try:

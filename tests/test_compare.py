@@ -8,7 +8,7 @@ import re
 import pytest
 
 from taskdiv_chat.config import BackendConfig, ConfigError, Settings, load_settings
-from taskdiv_chat.conversation import ConversationService, Delta, Failed, Started, TurnAdded, VariantSaved
+from taskdiv_chat.conversation import ConversationService, Delta, Failed, NotSent, Started, TurnAdded, VariantSaved
 from taskdiv_chat.diversity.crossmodel import overlap
 from taskdiv_chat.store import Store
 from tests.support.fake_server import FakeOpenAIServer, Reply
@@ -223,3 +223,24 @@ async def test_the_embedded_model_and_a_real_llama_cpp_server_compared(llama_ser
     assert sorted(cross["models"]) == ["local (SmolLM2-135M-Instruct)", "server (smollm2-135m)"]
     assert cross["pairs"] == 1 and cross["badge_text"] in ("2 models · 1 functionally distinct",
                                                            "2 models · 2 functionally distinct")
+
+
+async def test_a_long_conversation_is_trimmed_to_the_smallest_window_and_a_message_too_long_is_not_sent(
+        fake_server, fake_backend_settings, store):
+    fake_server.responder = classify_and_judge("G")
+    with model_servers(Reply("A story."), Reply("Another story.")) as servers:
+        settings = settings_for(fake_backend_settings, servers, ["alpha", "beta"])
+        settings.backends["beta"] = settings.backends["beta"].model_copy(update={"context_window": 1200,
+                                                                                 "max_tokens": 100})
+        service = ConversationService(store, settings)
+        try:
+            events = [e async for e in service.compare_turn("word " * 1080, ["alpha", "beta"])]
+            later = [e async for e in service.compare_turn("And a short one?", ["alpha", "beta"])]
+            refused = [e async for e in service.compare_turn("word " * 3000, ["alpha", "beta"])]
+        finally:
+            await service.aclose()
+        sent = servers[1].requests[-1]["messages"]
+    assert len([e for e in events if isinstance(e, VariantSaved)]) == 2
+    assert later[0].dropped > 0 and sent[-1]["content"] == "And a short one?"
+    assert sum(len(m["content"]) for m in sent) < 1200 * 4
+    assert isinstance(refused[0], NotSent) and refused[0].backend == "beta" and len(refused) == 1
