@@ -30,9 +30,10 @@ class Category(BaseModel):
     examples: tuple[str, ...]
     wants: Wants
     equivalence: str  # what "functionally equivalent" means, for the judge
-    regen_instruction: str  # task-anchored in-context regeneration
+    regen_instruction: str  # task-anchored in-context regeneration (the paper's protocol: sent alone)
     k_instruction: str  # task-anchored k-at-once system prompt; has {k}
-    key_elements: tuple[str, ...] = ()  # elements tracked across variants (G, E, H)
+    key_elements: tuple[str, ...] = ()  # elements tracked across variants (G, E, H): our addition
+    answer_format: str = ""  # how to end an answer (D: "the final answer on its own line ..."): our addition
     color: str  # chip colour in the UI
 
 
@@ -105,14 +106,13 @@ CATEGORIES: tuple[Category, ...] = (
         ),
         regen_instruction=(
             "This problem has a single correct final answer. Solve it again with a different "
-            "strategy or method from the ones you already used, and reach the same correct answer. "
-            "End with the final answer on its own line as 'Answer: ...'."
+            "strategy or method from the ones you already used, and reach the same correct answer."
         ),
         k_instruction=(
             "The problem has a single correct final answer. Write {k} solutions, each using a "
-            "different strategy or method, all reaching the same correct answer; end each with "
-            "'Answer: ...'."
+            "different strategy or method, all reaching the same correct answer."
         ),
+        answer_format="the final answer on its own line as 'Answer: ...'",
         color="#8e6cd1",
     ),
     Category(
@@ -260,24 +260,50 @@ def checklist_score_prompt(prompt: str, criteria: str, response: str) -> str:
 
 # --- diversity engine (regeneration and k-at-once formats) -----------------------------
 
-# Appended to both k-at-once system prompts so the reply can be split into k answers.
+# Appended to both k-at-once system prompts so the reply can be split into k answers
+# (part of the protocol: without it a k-at-once reply cannot be scored at all).
 K_FORMAT_INSTRUCTION = (
     "Write each response under its own header line 'Response 1:', 'Response 2:' and so on up to "
     "'Response {k}:', with nothing before the first header."
 )
+# Our additions to the paper's prompts (on in the chat, off in `bench` unless --additions):
+# the key elements earlier answers used (E, G, H) and the category's answer_format (D).
 KEY_ELEMENTS_USED = "Earlier answers already used these key elements: {used}. Choose ones not used yet."
+ADDITIONS = ("key elements already used (E, G, H)", "final-answer format line (D)")
 
 
-def anchored_regen_prompt(category: Category, used: dict[str, list[str]] | None = None) -> str:
-    """The task-anchored in-context regeneration turn, optionally naming key elements already used."""
-    text = f"{GENERAL_REGEN_PROMPT} {category.regen_instruction}"
+def anchored_regen_prompt(category: Category, used: dict[str, list[str]] | None = None,
+                          additions: bool = False) -> str:
+    """The task-anchored in-context regeneration turn: the category's instruction alone (the paper's
+    protocol), plus with `additions` the answer format and the key elements already used."""
+    text = category.regen_instruction
+    if not additions:
+        return text
+    if category.answer_format:
+        text += f" End with {category.answer_format}."
     listed = "; ".join(f"{name}: {', '.join(values)}" for name, values in (used or {}).items() if values)
     if listed:
         text += " " + KEY_ELEMENTS_USED.format(used=listed)
     return text
 
 
-def k_system_prompt(k: int, category: Category | None = None) -> str:
-    """The k-at-once system prompt: the category's k_instruction, or the general baseline, plus the format."""
+def k_system_prompt(k: int, category: Category | None = None, additions: bool = False) -> str:
+    """The k-at-once system prompt: the category's k_instruction (with `additions`, its answer
+    format too), or the general baseline; then the format that lets the reply be split."""
     head = category.k_instruction.format(k=k) if category else GENERAL_K_PROMPT.format(k=k)
+    if additions and category and category.answer_format:
+        head += f" End each one with {category.answer_format}."
     return f"{head}\n{K_FORMAT_INSTRUCTION.format(k=k)}"
+
+
+# --- how an in-context regeneration is laid out for a small model (diversity.strategies.LAYOUTS) ---
+
+SINGLE_TURN_LAYOUT = "{prompt}\n\nEarlier answers:\n\n{answers}\n\n{request}"
+_EXAMPLE_PROMPT = "Name a colour."
+
+
+def layout_example() -> list[dict]:
+    """A one-exchange demonstration of regeneration, shown before the real prompt ("example" layout)."""
+    again = f"{_EXAMPLE_PROMPT}\n\n{BY_LETTER['B'].regen_instruction}"
+    return [{"role": "user", "content": _EXAMPLE_PROMPT}, {"role": "assistant", "content": "Blue."},
+            {"role": "user", "content": again}, {"role": "assistant", "content": "Green."}]

@@ -137,8 +137,15 @@ def test_bench_runs_resumes_and_writes_report_and_chart(fake_config, tmp_path, c
     assert {r["category"] for r in rows} == {"E", "G"}  # NoveltyBench's "Creativity" is G
     assert all(r["unique"] == 2 and r["quality"] == 4.0 for r in rows)
     report = (out / "report.md").read_text()
-    assert "| E Design | 2.00 | 2.00 |" in report and "Checklist quality" in report
-    assert "capped at 200 tokens" in report
+    assert "| E Design | 2.00 (1) | 2.00 (1) |" in report and "Checklist quality" in report
+    assert "1024 max tokens per answer" in report and "temperature 0.5, top-p 0.9" in report
+    generation = [r for r in fake_config.requests if r.get("stream")]
+    assert generation and all(r["temperature"] == 0.5 and r["top_p"] == 0.9 for r in generation)
+    assert {r["max_tokens"] for r in generation} == {1024, 2048}  # per answer; x k for k-at-once
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["protocol"]["temperature"] == 0.5 and run_json["prompt_set_hash"].startswith("sha256:")
+    assert run_json["judges"] == ["llm (fake/test-model)"] and run_json["settings"]["additions"] is False
+    assert "the generator judges itself" in report
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "report:" in capsys.readouterr().out
 
@@ -162,6 +169,9 @@ def test_builtin_prompts_have_five_or_more_per_category():
 
     prompts = read_prompts(BUILTIN_PROMPTS)
     assert all(sum(p.category == c for p in prompts) >= 5 for c in LETTERS)
+    assert len(prompts) > 40
+    # room for variety: multi-method math and open design problems
+    assert sum(p.category == "D" for p in prompts) >= 10 and sum(p.category == "E" for p in prompts) >= 10
 
 
 def test_noveltybench_file_reads_with_mapped_categories():

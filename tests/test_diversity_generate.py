@@ -51,7 +51,7 @@ async def test_icr_feeds_each_new_answer_into_the_next_request(fake_server, back
     assert [a.text for a in answers] == ["story 2", "story 3"]
     last = fake_server.requests[-1]["messages"]
     assert [m["content"] for m in last if m["role"] == "assistant"] == ["story 1", "story 2"]
-    assert last[-1]["content"].startswith(taxonomy.GENERAL_REGEN_PROMPT + " " + G.regen_instruction)
+    assert last[-1]["content"].startswith(G.regen_instruction)
     assert {i for i, _ in streamed} == {0, 1} and "".join(d for i, d in streamed if i == 1) == "story 3"
     assert done == [0, 1]
     assert all(a.strategy == "anchored-icr" and a.trimmed == 0 for a in answers)
@@ -96,3 +96,16 @@ async def test_tight_context_window_trims_and_reports(fake_server):
     assert answers[0].trimmed > 0 and "left out" in answers[0].note
     sent = [m["content"] for m in fake_server.requests[0]["messages"] if m["role"] == "assistant"]
     assert sent == earlier[answers[0].trimmed:]
+
+
+async def test_the_backend_chooses_its_layout_and_the_embedded_one_uses_the_system_turn(fake_server, backend):
+    from taskdiv_chat.backends.local import LocalBackend
+
+    assert LocalBackend.regen_layout == "system"
+    backend.regen_layout = "system"
+    fake_server.responder = _numbered
+    await generate_variants(backend, "anchored-icr", history=[], prompt="Write a story.", earlier=["story 1"],
+                            category=G, n=1, additions=False)
+    assert fake_server.requests[0]["messages"] == [
+        {"role": "system", "content": G.regen_instruction}, {"role": "user", "content": "Write a story."},
+        {"role": "assistant", "content": "story 1"}, {"role": "user", "content": "Write a story."}]

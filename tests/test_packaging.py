@@ -27,13 +27,13 @@ def test_locate_lists_the_bundled_themes_and_the_model():
 
 
 def test_bench_report_without_matplotlib_says_how_to_get_the_chart(tmp_path, monkeypatch):
-    from taskdiv_chat.diversity.bench import NO_CHART, write_report
+    from taskdiv_chat.diversity.bench_report import NO_CHART, write_report
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the `bench` extra were not installed
     (tmp_path / "chart.png").write_bytes(b"an older run's chart")
     rows = [{"prompt_id": "e1", "category": "E", "strategy": "temperature", "unique": 2}]
-    meta = {"strategies": ["temperature"], "n": 2, "max_tokens": None, "backend": "fake", "model": "m",
-            "judge": "llm", "last_run_items": 1, "last_run_seconds": 1.0}
+    meta = {"strategies": ["temperature"], "n": 2, "backend": "fake", "model": "m", "judges": ["llm"],
+            "last_run": {"sets": 1, "seconds": 1.0}}
     report = write_report(rows, tmp_path, meta).read_text()
     assert f"_{NO_CHART}_" in report and "pip install 'taskdiv-chat[bench]'" in NO_CHART
     assert not (tmp_path / "chart.png").exists()

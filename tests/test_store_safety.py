@@ -148,9 +148,10 @@ import sys, time
 from pathlib import Path
 from taskdiv_chat.store import Store
 path, name, cid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = Store(path)
+Path(f"{path}.ready-{name}").touch()  # imported and open: a slow start must not let the other finish first
 while not Path(path + ".go").exists():
     time.sleep(0.005)
-s = Store(path)
 parent = None
 for i in range(40):
     t = s.add_user_turn(cid, f"{name} question {i}", parent)
@@ -174,6 +175,10 @@ def test_two_app_instances_write_the_same_conversation_without_losing_anything(t
     with Store(path) as store:
         cid = store.create_conversation()
     workers = [_spawn(WORKER, str(path), name, str(cid)) for name in ("alpha", "beta")]
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{path}.ready-{name}").exists() for name in ("alpha", "beta")):
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "a writer did not start"
+        time.sleep(0.01)
     Path(str(path) + ".go").touch()
     with Store(path) as reader:  # a third instance reading all the while
         while any(w.poll() is None for w in workers):

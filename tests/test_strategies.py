@@ -42,8 +42,45 @@ def test_anchored_icr_for_a_asks_for_the_same_correct_answer():
     built = build_messages("anchored-icr", history=[], prompt="What is the capital of Australia?",
                            earlier=["Canberra."], category=A)
     last = built.messages[-1]["content"]
-    assert last.startswith(taxonomy.GENERAL_REGEN_PROMPT)
-    assert A.regen_instruction in last and "same correct answer" in last
+    assert last == A.regen_instruction  # no "Can you generate a different answer?" before "keep the same answer"
+    assert "same correct answer" in last and "different answer" not in last
+
+
+@pytest.mark.parametrize("letter", taxonomy.LETTERS)
+def test_faithful_anchored_prompts_are_the_category_instruction_alone(letter):
+    category = taxonomy.get(letter)
+    earlier = ["A dragon and a wizard cast a spell in the castle.", "The detective found a clue in the city."]
+    icr = build_messages("anchored-icr", history=[], prompt="Do the task.", earlier=earlier, category=category,
+                         additions=False)
+    assert [m["content"] for m in icr.messages if m["role"] == "user"][1:] == [category.regen_instruction] * 2
+    system = build_messages("anchored-system", history=[], prompt="Do the task.", earlier=[], category=category,
+                            k=5, additions=False).messages[0]["content"]
+    assert system == category.k_instruction.format(k=5) + "\n" + taxonomy.K_FORMAT_INSTRUCTION.format(k=5)
+    assert "Answer:" not in system and "key elements" not in icr.messages[-1]["content"]
+
+
+def test_additions_add_the_answer_line_for_d_and_used_elements_for_g():
+    d = build_messages("anchored-icr", history=[], prompt="Solve 3x + 7 = 22.", earlier=["x = 5"], category=D)
+    assert d.messages[-1]["content"] == D.regen_instruction + " End with " + D.answer_format + "."
+    assert "Answer:" in taxonomy.k_system_prompt(3, D, additions=True)
+    g = build_messages("anchored-icr", history=[], prompt="Write a story.",
+                       earlier=["A dragon and a wizard cast a spell."], category=G)
+    assert g.messages[-1]["content"].startswith(G.regen_instruction + " Earlier answers already used")
+
+
+@pytest.mark.parametrize("layout", ["turns", "restate", "system", "single", "example"])
+def test_every_layout_carries_the_prompt_the_earlier_answers_and_the_request(layout):
+    built = build_messages("anchored-icr", history=HISTORY, prompt="Write a haiku.", earlier=["one", "two"],
+                           category=G, additions=False, layout=layout)
+    text = "\n".join(m["content"] for m in built.messages)
+    assert "Write a haiku." in text and "one" in text and "two" in text and G.regen_instruction in text
+    assert built.messages[-1]["role"] == "user"
+    if layout != "turns":  # every other layout restates the task in the turn the model answers
+        assert "Write a haiku." in built.messages[-1]["content"]
+    if layout == "system":
+        assert built.messages[0] == {"role": "system", "content": G.regen_instruction}
+    else:
+        assert built.messages[:2] == HISTORY
 
 
 def test_anchored_icr_for_d_asks_for_a_different_strategy_and_the_same_answer():
@@ -182,3 +219,15 @@ def test_split_returns_fewer_when_the_reply_holds_fewer():
 
 def test_split_with_k_one_strips_a_lone_header():
     assert split_k("Response 1: Canberra.", 1) == ["Canberra."]
+
+
+def test_an_answer_that_talks_about_the_request_echoes_it():
+    from taskdiv_chat.diversity.strategies import echoes_request
+
+    request = G.regen_instruction
+    assert echoes_request("I'm happy to help with a new piece. I'll change its key creative elements.", request,
+                          "Write a haiku.")
+    assert not echoes_request("Neon hums at midnight / rain on the empty street / a cat crosses home", request,
+                              "Write a haiku.")
+    # words the prompt itself uses are not an echo
+    assert not echoes_request("A new piece of cake.", "Write a new piece.", "Describe a new piece of cake.")

@@ -494,3 +494,31 @@ def test_search_snippet_brings_the_match_into_view():
     assert len(parts[0][0]) <= LEAD_CHARS + 1 and lead.endswith(parts[0][0][1:])
     assert snippet_parts([("short ", False), ("penguin", True)]) == [("short ", False), ("penguin", True)]
     assert snippet_parts([(f"x{ESC}]0;T\x07 ", False), ("hit", True)]) == [("x ", False), ("hit", True)]
+
+
+async def test_a_retry_wait_is_told_to_the_user(fake_server, fake_backend_settings):
+    fake_server.responder = Script([Reply(fault="429", retry_after=1), "Answer after the wait."])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        answer = await send(pilot, "Hello")
+        assert answer.current.text == "Answer after the wait."
+        told = [n for n in app._notifications if n.title == "Waiting to retry"]
+        assert told and "Retry-After" in told[-1].message
+
+
+async def test_answer_deadline_and_size_cap_are_shown_with_the_partial_text(fake_server, fake_backend_settings):
+    settings = fake_backend_settings.model_copy(deep=True)
+    settings.backends["fake"].max_answer_chars = 100
+    settings.backends["fake"].answer_timeout = 2
+    long = " ".join(f"word{i}" for i in range(100))
+    fake_server.responder = Script([long, Reply("Slow start then", fault="never-end", fault_after=3)])
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        capped = await send(pilot, "Talk a lot")
+        assert capped.current.text and long.startswith(capped.current.text) and len(capped.current.text) <= 100
+        assert "max_answer_chars" in str(capped.query_one("#error-text").render())
+        stalled = await send(pilot, "Talk slowly")
+        assert stalled.current.text.startswith("Slow start")
+        assert "no complete answer within 2 s (answer_timeout" in str(stalled.query_one("#error-text").render())

@@ -74,6 +74,10 @@ def held_models(monkeypatch):
         return real()
 
     monkeypatch.setattr(embeddings, "get_model", held)
+    # A fresh process-wide classifier, so this app's warm-up loads through `held` even after other tests
+    from taskdiv_chat.classify import local
+
+    monkeypatch.setattr(local, "_shared", None)
     yield gate
     gate.release.set()
 

@@ -44,6 +44,13 @@ def default_threads() -> int:
 
 
 class LocalBackend:
+    # How an in-context regeneration is laid out for this 135M model (diversity.strategies.LAYOUTS):
+    # the request as the system prompt, the task restated as the user turn. Measured with
+    # experiments/embedded_layout.py (n = 4, 100 tokens, local judge; G 17 sets, D 5): 1.59 unique
+    # stories of 4 and 0% of regenerated stories echoing the request, against 1.41 and 10% with the
+    # request as a user turn; math echoed 7% against 0% (the old request text: 40%).
+    regen_layout = "system"
+
     def __init__(self, name: str, config: BackendConfig):
         self.name = name
         self.config = config

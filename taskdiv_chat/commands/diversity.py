@@ -1,4 +1,4 @@
-"""`sample`, `judge` and `bench`: the diversity engine from the command line."""
+"""`sample`, `judge`, `bench` and `score`: the diversity engine from the command line."""
 
 from __future__ import annotations
 
@@ -45,17 +45,56 @@ def register(subparsers) -> None:
     p.set_defaults(func=judge)
 
     p = subparsers.add_parser("bench", help="the paper's experiment: every prompt x strategy, n answers, metrics")
-    p.add_argument("--prompts", metavar="FILE", help="JSONL prompts (ours or NoveltyBench's); default: the built-in set")
+    p.add_argument("--prompts", metavar="FILE",
+                   help="JSONL with prompt and an optional category (ours or NoveltyBench's); default: the built-in set")
     p.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES), metavar="NAME",
                    help=f"strategies to run (default: all: {' '.join(STRATEGIES)})")
-    p.add_argument("-n", type=_positive, default=5, help="answers per prompt and strategy (default 5)")
-    p.add_argument("--judge", choices=METHODS, help="functional-equivalence judge (default: [judge] method)")
-    p.add_argument("--concurrency", type=_positive, default=4, help="prompt/strategy sets in flight at once (default 4)")
+    p.add_argument("-n", type=_positive, default=5, help="answers per prompt and strategy (default 5, the paper's)")
+    _add_judge_args(p)
+    p.add_argument("--concurrency", type=_positive, default=4,
+                   help="prompt/strategy sets in flight at once (default 4; lowered when the server interrupts)")
     p.add_argument("--out", metavar="DIR", help="results directory (default: a folder per run setup under the data dir)")
-    p.add_argument("--quality", action="store_true", help="also score checklist quality (extra model calls)")
-    p.add_argument("--max-tokens", type=_positive, default=200, help="cap per answer (default 200)")
+    p.add_argument("--quality", action="store_true", help="also score checklist quality (by the judge backends)")
+    p.add_argument("--max-tokens", type=_positive, default=1024, help="cap per answer (default 1024, the paper's)")
+    p.add_argument("--temperature", type=_unit_float(2.0), default=0.5,
+                   help="sampling temperature (default 0.5, the paper's for open models; it used 1.0 for GPT)")
+    p.add_argument("--top-p", type=_unit_float(1.0), default=0.9, help="nucleus sampling (default 0.9, the paper's)")
+    p.add_argument("--additions", action="store_true",
+                   help="add our prompt extensions (key elements already used, D's answer line); default: the "
+                        "paper's prompts only")
+    p.add_argument("--self-classify", action="store_true",
+                   help="anchor with the model's own category (judged with the given one); reports its accuracy")
+    p.add_argument("--retries", type=_non_negative, default=2, help="extra tries for a failed set (default 2)")
     add_backend_arg(p)
     p.set_defaults(func=bench)
+
+    p = subparsers.add_parser("score", help="score saved generations (NoveltyBench's files or bench output)")
+    p.add_argument("file", metavar="FILE", help="JSONL: id, prompt, generations (NoveltyBench), or results.jsonl")
+    _add_judge_args(p)
+    p.add_argument("--out", metavar="DIR", help="where scores.jsonl and report.md go (default: under the data dir)")
+    p.set_defaults(func=score)
+
+
+def _add_judge_args(p) -> None:
+    p.add_argument("--judge", choices=METHODS, help="functional-equivalence judge (default: [judge] method)")
+    p.add_argument("--judge-backend", action="append", default=[], metavar="NAME",
+                   help="judge with this backend's model (repeatable: unique counts are averaged over the judges)")
+
+
+def _unit_float(top: float):
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        if not 0 <= number <= top:
+            raise argparse.ArgumentTypeError(f"must be between 0 and {top:g}: {value}")
+        return number
+    return parse
+
+
+def _non_negative(value: str) -> int:
+    return 0 if value.strip() == "0" else _positive(value)
 
 
 def _positive(value: str) -> int:
@@ -293,7 +332,8 @@ def judge(args) -> int:
 
 def bench(args) -> int:
     from ..backends.base import BackendError
-    from ..diversity.bench import BUILTIN_PROMPTS, NO_CHART, BenchInputError, read_prompts, run_bench
+    from ..diversity.bench import BUILTIN_PROMPTS, BenchInputError, BenchSettings, read_prompts, run_bench
+    from ..diversity.bench_report import NO_CHART
     from ..paths import data_dir, ensure_data_dir
 
     settings, name = settings_and_backend(args)
@@ -305,16 +345,42 @@ def bench(args) -> int:
     if not args.out:
         ensure_data_dir()  # 0700 when the bench run is what creates it
     out_dir = Path(args.out) if args.out else data_dir() / "bench" / f"{source.stem}-{name}-n{args.n}"
+    run = BenchSettings(n=args.n, max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+                        additions=args.additions, self_classify=args.self_classify, quality=args.quality,
+                        strategies=tuple(args.strategies), retries=args.retries, concurrency=args.concurrency,
+                        judge_method=args.judge, judge_backends=tuple(args.judge_backend))
     print(f"bench: {len(prompts)} prompts x {len(args.strategies)} strategies, n={args.n}, "
-          f"max_tokens={args.max_tokens}; results in {out_dir}", file=sys.stderr)
+          f"max_tokens={args.max_tokens}, temperature={args.temperature}, top_p={args.top_p}, "
+          f"additions={'on' if args.additions else 'off'}; results in {out_dir}", file=sys.stderr)
     try:
-        report = asyncio.run(run_bench(settings, prompts, out_dir, strategies=tuple(args.strategies), n=args.n,
-                                       judge_method=args.judge, backend_name=name, concurrency=args.concurrency,
-                                       quality=args.quality, max_tokens=args.max_tokens))
+        report, failed = asyncio.run(run_bench(settings, prompts, out_dir, run, backend_name=name,
+                                               prompt_source=str(source)))
     except BackendError as exc:
         return fail(f"{exc} (finished sets are kept in {out_dir}; rerun to resume)")
-    except ValueError as exc:
+    except ValueError as exc:  # BenchInputError too
         return fail(str(exc), 2)
     chart = report.parent / "chart.png"
     print(f"report: {report}\nchart: {chart if chart.exists() else NO_CHART}")
+    if failed:
+        return fail(f"{failed} sets failed after their retries and were not scored (see {report}); rerun to retry")
+    return 0
+
+
+def score(args) -> int:
+    from ..backends.base import BackendError
+    from ..diversity.score import run_score
+    from ..paths import data_dir, ensure_data_dir
+
+    settings, _ = settings_and_backend(args)
+    if not args.out:
+        ensure_data_dir()  # 0700 when the score run is what creates it
+    out_dir = Path(args.out) if args.out else data_dir() / "score" / Path(args.file).stem
+    try:
+        report = asyncio.run(run_score(settings, args.file, out_dir, judge_method=args.judge,
+                                       judge_backends=tuple(args.judge_backend)))
+    except BackendError as exc:
+        return fail(str(exc))
+    except ValueError as exc:  # BenchInputError, an unknown judge
+        return fail(str(exc), 2)
+    print(f"scores: {report.parent / 'scores.jsonl'}\nreport: {report}")
     return 0

@@ -1,32 +1,45 @@
 """The paper's experiment on any OpenAI-compatible server (or the embedded model).
 
-For every prompt and every strategy: n answers, judged into functionally unique
-groups, with the generic metrics and, optionally, checklist quality (the model
-writes 3-5 criteria per prompt, then scores each answer 1-5). Results go to
-OUT/results.jsonl one line per (prompt, strategy); a rerun skips what is there.
-At the end OUT/report.md holds the category x strategy tables and OUT/chart.png
-the mean unique answers per category and strategy.
+For every prompt and every strategy: n answers (k = 5, temperature 0.5, top-p 0.9, 1024
+tokens by default, as the paper ran its open models), judged into functionally unique
+groups by every judge (the count averaged over judges, as the paper averages three),
+with the generic metrics and, optionally, checklist quality scored by the judge backends.
+The anchored prompts are the category's instruction alone unless `additions` is on.
+
+Results go to OUT/results.jsonl, one line per (prompt, strategy). A set whose answers
+came back empty, with an error or from an interrupted stream is recorded as failed,
+never scored, retried within the run and again on the next run; a rerun skips only the
+sets that succeeded. OUT/run.json holds everything needed to reproduce the run; a
+rerun with other settings is refused. OUT/report.md and the charts come from bench_report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import sys
 import time
-from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
 from .. import taxonomy
-from ..backends.base import BackendError
+from ..backends.base import BackendError, DisconnectedError
 from ..config import STRATEGIES, Settings
 
 BUILTIN_PROMPTS = Path(__file__).resolve().parent.parent / "data" / "bench_prompts.jsonl"
 RESULTS_FILE = "results.jsonl"
-DEFAULT_MAX_TOKENS = 200  # per answer; keeps a run on the ~55 tokens/s embedded model short
+RUN_FILE = "run.json"
+# The paper's settings: 5 answers, top-p 0.9, 1024 max tokens; temperature 1.0 for GPT and
+# Gemini, 0.5 for Claude, Llama and Mistral (the open models a local server runs).
+DEFAULT_N = 5
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_TEMPERATURE = 0.5
+DEFAULT_TOP_P = 0.9
+DEFAULT_RETRIES = 2  # extra tries for a failed set within one run
+OK_FINISH = ("stop", "length")  # any other finish reason (none at all, "cancelled", "abort") is a failure
 
 # NoveltyBench's own labels (method.md section 8); "mostly" mappings are the majority.
 NOVELTYBENCH_CATEGORIES = {
@@ -50,16 +63,20 @@ class BenchPrompt:
     category: str | None  # a letter, "other", or None (classify it)
 
 
+def read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchInputError(f"{path}: cannot read: {exc}") from None
+
+
 def read_prompts(path: str | Path) -> list[BenchPrompt]:
     """Our JSONL ({"id", "prompt", "category": "A".."H"}) or NoveltyBench's ({"id", "prompt", "category": "Creativity"}).
 
     A plain text file (one prompt a line) works too. Lines starting with # are skipped.
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchInputError(f"{path}: cannot read: {exc}") from None
+    lines = read_lines(path)
     prompts: list[BenchPrompt] = []
     for number, line in enumerate(lines, 1):
         line = line.strip()
@@ -131,6 +148,12 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def prompt_set_hash(prompts: list[BenchPrompt]) -> str:
+    """What identifies a prompt set: ids, texts and categories, in order."""
+    data = json.dumps([[p.id, p.prompt, p.category] for p in prompts], ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
+
+
 # --- quality -------------------------------------------------------------------------------
 
 
@@ -148,10 +171,99 @@ async def score_answer(backend, prompt: str, criteria: str, answer: str) -> int 
     return int(match.group(0)) if match else None
 
 
+async def quality_scores(backends: list, prompt: str, answers: list[str],
+                         criteria: dict[str, str]) -> list[float | None]:
+    """Checklist quality of each answer, averaged over the scoring backends; `criteria` caches
+    each backend's checklist for the prompt (key: backend name)."""
+    per_backend: list[list[int | None]] = []
+    for backend in backends:
+        if backend.name not in criteria:
+            criteria[backend.name] = await checklist(backend, prompt)
+        per_backend.append([await score_answer(backend, prompt, criteria[backend.name], a) for a in answers])
+    out: list[float | None] = []
+    for scores in zip(*per_backend):
+        valid = [s for s in scores if s is not None]
+        out.append(sum(valid) / len(valid) if valid else None)
+    return out
+
+
+# --- failures ------------------------------------------------------------------------------
+
+
+class FailedAnswer(BackendError):
+    """An answer that cannot be scored: empty, or its stream ended without a finish reason."""
+
+    kind = "failed-answer"
+
+    def __init__(self, message: str, interrupted: bool = False):
+        super().__init__(message)
+        self.interrupted = interrupted
+
+
+def answer_failure(text: str, finish_reason: str | None) -> str | None:
+    """Why an answer cannot be scored, or None when it can."""
+    if finish_reason not in OK_FINISH:
+        # llama.cpp's server ends an overlapped stream with [DONE] and no finish reason, status 200
+        return f"interrupted stream (finish reason {finish_reason or 'none'})"
+    if not text.strip():
+        return "empty answer"
+    return None
+
+
+class AdaptiveLimit:
+    """At most `limit` sets in flight; halved (down to 1) when a server interrupts a stream
+    while others were in flight, as llama.cpp's server does to overlapping requests."""
+
+    def __init__(self, limit: int):
+        self.limit = self.start = max(1, limit)
+        self.active = 0
+        self.interruptions = 0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> "AdaptiveLimit":
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        async with self._changed:
+            self.active -= 1
+            self._changed.notify_all()
+
+    def interrupted(self) -> None:
+        """Called once the interrupted set has left: `active` counts the sets that overlapped it."""
+        self.interruptions += 1
+        if self.active >= 1:
+            self.limit = max(1, min(self.limit, self.active + 1) // 2)
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
+@dataclass
+class BenchSettings:
+    """What a run measures; stored in run.json and checked on resume."""
+
+    n: int = DEFAULT_N
+    max_tokens: int | None = DEFAULT_MAX_TOKENS
+    temperature: float | None = DEFAULT_TEMPERATURE
+    top_p: float | None = DEFAULT_TOP_P
+    additions: bool = False  # our prompt additions (taxonomy.ADDITIONS); off = the paper's prompts
+    self_classify: bool = False  # anchor with the model's own category, judge with the given one
+    quality: bool = False
+    strategies: tuple[str, ...] = STRATEGIES
+    retries: int = DEFAULT_RETRIES
+    concurrency: int = 4
+    judge_method: str | None = None  # with no judge_backends: local | llm | auto
+    judge_backends: tuple[str, ...] = ()  # LLM judges, averaged
+
+    def sampling(self) -> dict:
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
+
+
 def load_results(path: Path) -> list[dict]:
+    """Every record, in file order (a later record of a set replaces an earlier one)."""
     if not path.exists():
         return []
     out = []
@@ -163,121 +275,191 @@ def load_results(path: Path) -> list[dict]:
     return out
 
 
-async def _categorize(prompts: list[BenchPrompt], settings: Settings, backend_name: str | None,
-                      known: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """prompt id -> (letter or "other", "given" | "classified"); classified once, reused on resume."""
-    out: dict[str, tuple[str, str]] = {}
-    todo = []
-    for p in prompts:
-        if p.category:
-            out[p.id] = (p.category, "given")
-        elif p.id in known:
-            out[p.id] = (known[p.id], "classified")
-        else:
-            todo.append(p)
-    if todo:
-        from ..classify import classify_turn  # written by the classification work; imported only when needed
+def latest(records: list[dict]) -> dict[tuple[str, str], dict]:
+    """The last record of each (prompt id, strategy)."""
+    return {(r["prompt_id"], r["strategy"]): r for r in records}
 
-        for p in todo:
-            result = await classify_turn(p.prompt, settings=settings, backend_name=backend_name)
-            out[p.id] = (result.letter or taxonomy.OTHER, "classified")
+
+async def _categorize(prompts: list[BenchPrompt], settings: Settings, backend_name: str,
+                      known: dict[str, str], self_classify: bool) -> dict[str, dict]:
+    """prompt id -> {"category", "source", "self"}: the given category (or the classified one when none
+    is given) and, with self_classify, the model's own label. Classified once, reused on resume."""
+    out: dict[str, dict] = {}
+    for p in prompts:
+        info = {"category": p.category, "source": "given", "self": None}
+        need = p.category is None or self_classify
+        if need and p.id in known:
+            label = known[p.id]
+        elif need:
+            from ..classify import classify_turn  # imported only when needed
+
+            result = await classify_turn(p.prompt, settings=settings, backend_name=backend_name,
+                                         method="llm" if self_classify else None)
+            label = result.letter or taxonomy.OTHER
+        if p.category is None:
+            info.update(category=label, source="classified")
+        if self_classify:
+            info["self"] = label
+        out[p.id] = info
     return out
 
 
-async def run_bench(settings: Settings, prompts: list[BenchPrompt], out_dir: str | Path, *,
-                    strategies: tuple[str, ...] = STRATEGIES, n: int = 5, judge_method: str | None = None,
-                    backend_name: str | None = None, concurrency: int = 4, quality: bool = False,
-                    max_tokens: int | None = DEFAULT_MAX_TOKENS, temperature: float | None = None,
-                    stream: TextIO | None = None) -> Path:
-    """Run (or resume) the benchmark; returns the path of the Markdown report."""
+def _protocol(settings: BenchSettings, backend: str, model: str, judges: list[str]) -> dict:
+    """The settings two runs must share for their results to sit in one table."""
+    return {"backend": backend, "model": model, "n": settings.n, "max_tokens": settings.max_tokens,
+            "temperature": settings.temperature, "top_p": settings.top_p, "additions": settings.additions,
+            "self_classify": settings.self_classify, "judges": judges}
+
+
+def _check_resume(out: Path, protocol: dict) -> None:
+    path = out / RUN_FILE
+    if not path.exists():
+        return
+    try:
+        before = json.loads(path.read_text(encoding="utf-8")).get("protocol")
+    except ValueError:
+        return
+    if before and before != protocol:
+        changed = ", ".join(f"{k} {before.get(k)!r} -> {v!r}" for k, v in protocol.items() if before.get(k) != v)
+        raise BenchInputError(f"{out} holds a run with other settings ({changed}); "
+                              "choose another --out to start a new run")
+
+
+async def run_bench(settings: Settings, prompts: list[BenchPrompt], out_dir: str | Path, bench: BenchSettings, *,
+                    backend_name: str | None = None, prompt_source: str = "",
+                    stream: TextIO | None = None) -> tuple[Path, int]:
+    """Run (or resume) the benchmark; returns (report path, sets still failed)."""
     from ..backends import make_backend
+    from .bench_report import write_report
     from .generate import generate_variants
-    from .judge import close_judge, make_judge
-    from .report import analyze
+    from .score import close_judges, make_judges, score_set
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / RESULTS_FILE
-    previous = load_results(results_path)
-    done = {(r["prompt_id"], r["strategy"], r["n"]) for r in previous}
-    known = {r["prompt_id"]: r["category"] for r in previous if r.get("category_source") == "classified"}
-
     name, config = settings.backend(backend_name)
     backend = make_backend(settings, name)
-    judge = make_judge(settings, judge_method, settings.judge.backend or name)
-    categories = await _categorize(prompts, settings, name, known)
-    work = [(p, s) for p in prompts for s in strategies if (p.id, s, n) not in done]
-    progress = Progress(len(work), stream)
-    write_lock = asyncio.Lock()
-    if config.kind == "local":  # one llama.cpp worker: interleaved requests would only defeat its prompt cache
-        concurrency = 1
-    semaphore = asyncio.Semaphore(max(1, concurrency))
-    criteria_cache: dict[str, asyncio.Task] = {}
-    sampling = {"max_tokens": max_tokens, "temperature": temperature}
-    errors: list[str] = []
-
-    async def one(p: BenchPrompt, strategy: str) -> None:
-        letter, source = categories[p.id]
-        category = taxonomy.get(letter)
-        async with semaphore:
-            started = time.monotonic()
-            try:
-                answers = await generate_variants(backend, strategy, history=[], prompt=p.prompt, earlier=[],
-                                                  category=category, n=n, **sampling)
-                texts = [a.text for a in answers]
-                report = await analyze(p.prompt, category, texts, judge)
-                scores: list[int | None] = []
-                if quality:
-                    if p.id not in criteria_cache:
-                        criteria_cache[p.id] = asyncio.ensure_future(checklist(backend, p.prompt))
-                    criteria = await criteria_cache[p.id]
-                    scores = [await score_answer(backend, p.prompt, criteria, t) for t in texts]
-            except BackendError as exc:
-                errors.append(f"{p.id}/{strategy}: {exc}")
-                progress.step(f"{p.id} {strategy} FAILED")
-                return
-            valid = [s for s in scores if s is not None]
-            record = {
-                "prompt_id": p.id, "prompt": p.prompt, "category": letter, "category_source": source,
-                "strategy": strategy, "n": n, "answers": texts, "got": len(texts),
-                "unique": report.unique, "groups": report.groups, "status": report.status,
-                "answers_agree": report.answers_agree, "final_answers": report.final_answers,
-                "vocabulary_diversity": report.generic["vocabulary_diversity"],
-                "embedding_diversity": report.generic["embedding_diversity"],
-                "compression_ratio": report.generic["compression_ratio"],
-                "quality": (sum(valid) / len(valid)) if valid else None, "quality_scores": scores,
-                "completion_tokens": sum(a.completion.usage.completion_tokens for a in _calls(answers)
-                                         if a.completion.usage),
-                "notes": sorted({a.note for a in answers if a.note}),
-                "seconds": round(time.monotonic() - started, 2),
-                "backend": name, "model": backend.model, "max_tokens": max_tokens, "judge": report.judge,
-            }
-        async with write_lock:
-            with results_path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        progress.step(f"{p.id} {strategy}")
-
-    started = time.monotonic()
+    judges = make_judges(settings, bench.judge_method, bench.judge_backends, name)
     try:
+        judge_names = [j.describe() for j in judges]
+        protocol = _protocol(bench, name, backend.model, judge_names)
+        _check_resume(out, protocol)
+        previous = latest(load_results(results_path))
+        known = {pid: r["self_category"] if bench.self_classify else r["category"]
+                 for (pid, _), r in previous.items()
+                 if (r.get("self_category") if bench.self_classify else r.get("category_source") == "classified")}
+        categories = await _categorize(prompts, settings, name, known, bench.self_classify)
+        work = [(p, s) for p in prompts for s in bench.strategies
+                if previous.get((p.id, s), {}).get("status") != "ok"]
+        scorers = [j.backend for j in judges if hasattr(j, "backend")] or [backend]
+        report_notes = _notes(judges, scorers, backend, name, bench)
+        progress = Progress(len(work), stream)
+        write_lock = asyncio.Lock()
+        if config.kind == "local":  # one llama.cpp worker: interleaved requests would only defeat its prompt cache
+            bench.concurrency = 1
+        limit = AdaptiveLimit(bench.concurrency)
+        criteria: dict[str, dict[str, str]] = {}
+        still_failed: list[str] = []
+
+        async def attempt(p: BenchPrompt, strategy: str, info: dict) -> dict:
+            anchor = taxonomy.get(info["self"] if bench.self_classify else info["category"])
+            judged_as = taxonomy.get(info["category"])
+            texts: list[str] = []
+            finishes: list[str | None] = []
+
+            def check(index: int, answer) -> None:
+                reason = answer_failure(answer.text, answer.completion.finish_reason)
+                if reason:
+                    raise FailedAnswer(f"answer {index + 1}: {reason}", interrupted=reason.startswith("interrupted"))
+
+            async with limit:
+                started = time.monotonic()
+                answers = await generate_variants(backend, strategy, history=[], prompt=p.prompt, earlier=[],
+                                                  category=anchor, n=bench.n, on_answer=check,
+                                                  additions=bench.additions, **bench.sampling())
+                texts = [a.text for a in answers]
+                if len(texts) < bench.n:
+                    raise FailedAnswer(f"the k-at-once reply held {len(texts)} of {bench.n} answers")
+                finishes = [a.completion.finish_reason for a in answers]
+                scored = await score_set(p.prompt, judged_as, texts, judges)
+                if bench.quality:
+                    per_answer = await quality_scores(scorers, p.prompt, texts, criteria.setdefault(p.id, {}))
+                    valid = [q for q in per_answer if q is not None]
+                    scored["quality"] = sum(valid) / len(valid) if valid else None
+                    scored["quality_scores"] = per_answer
+                seconds = time.monotonic() - started
+            calls = _calls(answers)
+            return {**scored, "answers": texts, "finish_reasons": finishes,
+                    "truncated": sum(f == "length" for f in finishes),
+                    "completion_tokens": sum(a.completion.usage.completion_tokens for a in calls
+                                             if a.completion.usage),
+                    "notes": sorted({a.note for a in answers if a.note}), "seconds": round(seconds, 2)}
+
+        async def one(p: BenchPrompt, strategy: str) -> None:
+            info = categories[p.id]
+            base = {"prompt_id": p.id, "prompt": p.prompt, "category": info["category"],
+                    "category_source": info["source"], "self_category": info["self"],
+                    "anchored_with": info["self"] if bench.self_classify else info["category"],
+                    "strategy": strategy, "n": bench.n}
+            errors: list[str] = []
+            for _ in range(1 + bench.retries):
+                try:
+                    record = {**base, "status": "ok", **await attempt(p, strategy, info), "errors": errors}
+                    break
+                except BackendError as exc:
+                    errors.append(str(exc))
+                    if getattr(exc, "interrupted", False) or isinstance(exc, DisconnectedError):
+                        limit.interrupted()
+            else:
+                record = {**base, "status": "failed", "errors": errors}
+                still_failed.append(f"{p.id}/{strategy}: {errors[-1]}")
+            async with write_lock:
+                with results_path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            progress.step(f"{p.id} {strategy}" + ("" if record["status"] == "ok" else " FAILED"))
+
+        started = time.monotonic()
         if work:  # load the embedding model before requests are in flight, not in the middle of them
             from ..embeddings import get_model
 
             await asyncio.to_thread(get_model)
         await asyncio.gather(*(one(p, s) for p, s in work))
     finally:
-        await close_judge(judge)
+        await close_judges(judges)
         await backend.aclose()
-    run_seconds = time.monotonic() - started
-    meta = {"backend": name, "model": backend.model, "n": n, "max_tokens": max_tokens, "strategies": list(strategies),
-            "judge": getattr(judge, "describe", lambda: str(judge))(), "quality": quality,
-            "last_run_seconds": round(run_seconds, 1), "last_run_items": len(work), "errors": errors}
-    (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    rows = [r for r in load_results(results_path) if r["n"] == n and r["strategy"] in strategies
-            and r["prompt_id"] in categories]
+    meta = {
+        "protocol": protocol, "strategies": list(bench.strategies), "n": bench.n, "backend": name, "model": backend.model, "base_url": config.base_url,
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(bench).items()},
+        "additions": list(taxonomy.ADDITIONS) if bench.additions else [],
+        "layout": getattr(backend, "regen_layout", "turns"),
+        "prompt_source": prompt_source, "prompt_set_hash": prompt_set_hash(prompts), "prompts": len(prompts),
+        "judges": judge_names, "quality_scorers": [f"{b.name}/{b.model}" for b in scorers] if bench.quality else [],
+        "notes": report_notes,
+        "last_run": {"seconds": round(time.monotonic() - started, 1), "sets": len(work),
+                     "concurrency": {"start": limit.start, "end": limit.limit,
+                                     "interrupted_streams": limit.interruptions},
+                     "still_failed": still_failed},
+    }
+    (out / RUN_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    ids = {p.id for p in prompts}
+    rows = [r for (pid, s), r in latest(load_results(results_path)).items() if pid in ids and s in bench.strategies]
     report_path = write_report(rows, out, meta)
-    for line in errors:
-        (stream or sys.stderr).write(f"bench: failed: {line}\n")
-    return report_path
+    for line in still_failed:
+        (stream or sys.stderr).write(f"bench: failed after {1 + bench.retries} tries: {line}\n")
+    return report_path, sum(r["status"] != "ok" for r in rows)
+
+
+def _notes(judges: list, scorers: list, backend, name: str, bench: BenchSettings) -> list[str]:
+    """Warnings the report must carry about who judged what."""
+    notes = []
+    for judge in judges:
+        other = getattr(judge, "backend", None)
+        if other is not None and (other.name == name or (other.model == backend.model and
+                                                         getattr(other, "base_url", 0) == getattr(backend, "base_url", 1))):
+            notes.append(f"the generator judges itself ({judge.describe()}): the paper judges with other models")
+    if bench.quality and scorers == [backend]:
+        notes.append("checklist quality is scored by the generator itself (no LLM judge backend was given)")
+    return notes
 
 
 def _calls(answers):
@@ -288,109 +470,3 @@ def _calls(answers):
             seen.add(id(a.completion))
             out.append(a)
     return out
-
-
-# --- report --------------------------------------------------------------------------------
-
-
-def aggregate(rows: list[dict], field: str) -> dict[tuple[str, str], float]:
-    """Mean of `field` per (category, strategy), ignoring missing values."""
-    cells: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for r in rows:
-        value = r.get(field)
-        if value is not None:
-            cells[(r["category"], r["strategy"])].append(float(value))
-    return {k: sum(v) / len(v) for k, v in cells.items()}
-
-
-def _table(rows: list[dict], field: str, strategies: list[str], fmt: str) -> str:
-    means = aggregate(rows, field)
-    letters = sorted({r["category"] for r in rows}, key=lambda c: (c == taxonomy.OTHER, c))
-    head = "| category | " + " | ".join(strategies) + " |\n|---|" + "---:|" * len(strategies) + "\n"
-    body = ""
-    for letter in letters:
-        cat = taxonomy.get(letter)
-        label = f"{letter} {cat.short}" if cat else letter
-        cells = [format(means[(letter, s)], fmt) if (letter, s) in means else "-" for s in strategies]
-        body += f"| {label} | " + " | ".join(cells) + " |\n"
-    overall = aggregate([{**r, "category": "all"} for r in rows], field)
-    body += "| **all** | " + " | ".join(format(overall[("all", s)], fmt) if ("all", s) in overall else "-"
-                                        for s in strategies) + " |\n"
-    return head + body
-
-
-def write_report(rows: list[dict], out: Path, meta: dict) -> Path:
-    strategies = [s for s in meta["strategies"] if any(r["strategy"] == s for r in rows)]
-    n = meta["n"]
-    prompts = len({r["prompt_id"] for r in rows})
-    cap = (f"answers capped at {meta['max_tokens']} tokens each (a k-at-once request gets k x {meta['max_tokens']})"
-           if meta.get("max_tokens") else "no max_tokens cap")
-    lines = [
-        "# taskdiv-chat bench",
-        "",
-        f"- backend: {meta['backend']} (model {meta['model']}); judge: {meta['judge']}",
-        f"- {prompts} prompts x {len(strategies)} strategies, n = {n} answers each; {cap}",
-        f"- last run: {meta['last_run_items']} prompt/strategy sets in {meta['last_run_seconds']:.0f} s"
-        + (f"; {len(meta['errors'])} failed (rerun to retry)" if meta.get("errors") else ""),
-        f"- {sum(r.get('completion_tokens') or 0 for r in rows)} tokens generated in all",
-        "",
-        f"## Mean functionally unique answers (out of {n})",
-        "",
-        "A wants 1 (one correct answer); D wants the same final answer with different strategies; "
-        "every other category wants as many as possible.",
-        "",
-        _table(rows, "unique", strategies, ".2f"),
-        "## Vocabulary diversity (1 - Jaccard, mean over pairs)",
-        "",
-        _table(rows, "vocabulary_diversity", strategies, ".3f"),
-        "## Embedding diversity (1 - cosine, mean over pairs)",
-        "",
-        _table(rows, "embedding_diversity", strategies, ".3f"),
-        "## Compression ratio (gzip of the n answers; higher = more repetitive)",
-        "",
-        _table(rows, "compression_ratio", strategies, ".2f"),
-    ]
-    agree_rows = [{**r, "agree": None if r.get("answers_agree") is None else float(r["answers_agree"])}
-                  for r in rows if r["category"] in ("A", "D")]
-    if agree_rows:
-        lines += ["## Final answers agree (share of sets, A and D)", "", _table(agree_rows, "agree", strategies, ".0%")]
-    if any(r.get("quality") is not None for r in rows):
-        lines += ["## Checklist quality (1-5, mean)", "", _table(rows, "quality", strategies, ".2f")]
-    chart = write_chart(rows, out / "chart.png", strategies, n)
-    lines += ["## Chart", "", f"![mean unique answers]({chart.name})" if chart else f"_{NO_CHART}_", ""]
-    path = out / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-NO_CHART = "no chart: matplotlib is not installed (pip install 'taskdiv-chat[bench]')"
-
-
-def write_chart(rows: list[dict], path: Path, strategies: list[str], n: int) -> Path | None:
-    """The bar chart of mean unique answers; None when matplotlib (the `bench` extra) is missing."""
-    try:
-        import matplotlib
-    except ImportError:
-        path.unlink(missing_ok=True)  # a chart of an earlier run would not match this report
-        return None
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    means = aggregate(rows, "unique")
-    letters = sorted({r["category"] for r in rows}, key=lambda c: (c == taxonomy.OTHER, c))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(letters) + 2), 4), dpi=110)
-    width = 0.8 / max(1, len(strategies))
-    for k, strategy in enumerate(strategies):
-        xs = [i + (k - (len(strategies) - 1) / 2) * width for i in range(len(letters))]
-        ax.bar(xs, [means.get((c, strategy), 0) for c in letters], width, label=strategy)
-    ax.set_xticks(range(len(letters)))
-    ax.set_xticklabels([f"{c}\n{taxonomy.get(c).short}" if taxonomy.get(c) else c for c in letters])
-    ax.set_ylim(0, n + 0.3)
-    ax.set_ylabel(f"mean unique answers (of {n})")
-    ax.set_title("Functionally unique answers per category and strategy")
-    ax.legend(fontsize=8, ncol=min(5, len(strategies)), loc="upper center", bbox_to_anchor=(0.5, -0.18))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path

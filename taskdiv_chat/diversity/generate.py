@@ -25,6 +25,7 @@ async def generate_variants(backend: Backend, strategy: str, *, history: list[Me
                             earlier: list[str], category: Category | None, n: int = 1,
                             on_text: Callable[[int, str], None] | None = None,
                             on_answer: Callable[[int, GeneratedAnswer], None] | None = None,
+                            additions: bool = True, layout: str | None = None,
                             **sampling) -> list[GeneratedAnswer]:
     """n new answers to `prompt`, different from `earlier` the way `strategy` asks.
 
@@ -34,9 +35,12 @@ async def generate_variants(backend: Backend, strategy: str, *, history: list[Me
     `sampling` is per answer, so a k-at-once request gets k times as many.
     on_text(index, delta) streams text; for k-at-once the index is that of the
     first answer of the call. on_answer(index, answer) fires as soon as each
-    answer is complete (to save it before the next one starts).
+    answer is complete (to save it before the next one starts; raising there stops the run).
+    additions: our extensions to the paper's prompts (strategies module doc). layout: how an
+    in-context regeneration is laid out; default: the backend's own `regen_layout`, else "turns".
     """
     check_strategy(strategy)
+    layout = layout or getattr(backend, "regen_layout", "turns")
     window = getattr(backend, "context_window", None)
     reserve = answer_reserve(sampling.get("max_tokens"))
     results: list[GeneratedAnswer] = []
@@ -53,7 +57,8 @@ async def generate_variants(backend: Backend, strategy: str, *, history: list[Me
             per_answer = sampling.get("max_tokens")
             params = {**sampling, **({"max_tokens": per_answer * missing} if per_answer else {})}
             built = build_messages(strategy, history=history, prompt=prompt, earlier=earlier, category=category,
-                                   k=missing, context_window=window, reserve=reserve * max(1, missing))
+                                   k=missing, context_window=window, reserve=reserve * max(1, missing),
+                                   additions=additions)
             completion = await ask(built.messages, len(results), **params)
             parts = split_k(completion.text, missing)
             note = built.note
@@ -68,7 +73,7 @@ async def generate_variants(backend: Backend, strategy: str, *, history: list[Me
     context = list(earlier)
     for i in range(n):
         built = build_messages(strategy, history=history, prompt=prompt, earlier=context, category=category,
-                               context_window=window, reserve=reserve)
+                               context_window=window, reserve=reserve, additions=additions, layout=layout)
         completion = await ask(built.messages, i, **sampling)
         text = completion.text.strip()
         results.append(GeneratedAnswer(text, completion, built.trimmed, strategy, built.note, built.messages))

@@ -2,10 +2,14 @@
 
 temperature      the same request again; randomness does the rest
 general-icr      earlier answers stay in the conversation, then "Can you generate a different answer?"
-anchored-icr     the same, plus the category's own meaning of "different" (and, for E/G/H, the key
-                 elements earlier answers already used)
+anchored-icr     the same, but the request is the category's own meaning of "different"
 general-system   k answers in one call: "Generate {k} responses that represent diverse values."
 anchored-system  k answers in one call with the category's k_instruction
+
+`additions` adds our extensions to the paper's prompts (taxonomy.ADDITIONS: the key elements
+earlier answers used, D's final-answer line); on by default, as the chat uses them; `bench`
+turns them off unless asked. `layout` is how an in-context regeneration is laid out in
+messages (LAYOUTS); "turns" is the paper's, others suit small models (see backends/local.py).
 
 When the context window is tight, the oldest earlier answers are left out first
 (then the oldest history); BuiltRequest.trimmed and .note say so.
@@ -24,6 +28,12 @@ from ..tokens import ANSWER_RESERVE, count_messages, trim_to_fit
 from .elements import key_elements
 
 ICR_STRATEGIES = ("general-icr", "anchored-icr")
+# turns    prompt, answer, request, answer, request ... (the paper's)
+# restate  the same, each request preceded by the prompt again
+# system   the request as the system prompt; the prompt repeated as each user turn
+# single   one user turn: the prompt, the earlier answers numbered, the request
+# example  restate, after a one-exchange demonstration (taxonomy.LAYOUT_EXAMPLE)
+LAYOUTS = ("turns", "restate", "system", "single", "example")
 SYSTEM_STRATEGIES = ("general-system", "anchored-system")
 DEFAULT_STRATEGY = "anchored-icr"
 
@@ -57,43 +67,66 @@ def used_key_elements(category: Category | None, earlier: list[str], prompt: str
     return {name: values for name, values in used.items() if values}
 
 
-def _regen_turn(strategy: str, category: Category | None, used: dict[str, list[str]] | None) -> str:
+def regen_turn(strategy: str, category: Category | None, used: dict[str, list[str]] | None = None,
+               additions: bool = True) -> str:
+    """The user turn that asks for another answer."""
     if strategy == "anchored-icr" and category is not None:
-        return taxonomy.anchored_regen_prompt(category, used)
+        return taxonomy.anchored_regen_prompt(category, used, additions)
     return taxonomy.GENERAL_REGEN_PROMPT
+
+
+def _icr_messages(layout: str, prompt: str, kept: list[str], plain: str, last: str) -> list[Message]:
+    """The prompt, the earlier answers and the requests for another one, laid out as `layout` says."""
+    if layout == "single":
+        listed = "\n\n".join(f"{i}. {answer}" for i, answer in enumerate(kept, 1))
+        return [{"role": "user", "content": taxonomy.SINGLE_TURN_LAYOUT.format(prompt=prompt, answers=listed,
+                                                                                request=last)}]
+    turns: list[Message] = [{"role": "user", "content": prompt}]
+    for i, answer in enumerate(kept):
+        request = last if i == len(kept) - 1 else plain
+        if layout == "system":
+            request = prompt
+        elif layout in ("restate", "example"):
+            request = f"{prompt}\n\n{request}"
+        turns += [{"role": "assistant", "content": answer}, {"role": "user", "content": request}]
+    if layout == "system":
+        return [{"role": "system", "content": last}, *turns]
+    if layout == "example":
+        return [*taxonomy.layout_example(), *turns]
+    return turns
 
 
 def build_messages(strategy: str, *, history: list[Message], prompt: str, earlier: list[str],
                    category: Category | None, k: int = 1, context_window: int | None = None,
-                   reserve: int = ANSWER_RESERVE) -> BuiltRequest:
+                   reserve: int = ANSWER_RESERVE, additions: bool = True, layout: str = "turns") -> BuiltRequest:
     """The messages that ask for the next answer (icr/temperature) or for k answers at once (system).
 
     history: the conversation before this prompt; earlier: answers already given to it.
     """
     check_strategy(strategy)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
     notes: list[str] = []
     if category is None and strategy.startswith("anchored"):
         notes.append("no task category: plain (general) regeneration")
     if strategy in SYSTEM_STRATEGIES:
         anchored = category if strategy == "anchored-system" else None
-        system: Message = {"role": "system", "content": taxonomy.k_system_prompt(max(1, k), anchored)}
+        system: Message = {"role": "system", "content": taxonomy.k_system_prompt(max(1, k), anchored, additions)}
         messages = [system, *history, {"role": "user", "content": prompt}]
         return _fit(messages, 0, context_window, reserve, notes)
     if strategy == "temperature" or not earlier:
         return _fit([*history, {"role": "user", "content": prompt}], 0, context_window, reserve, notes)
 
     # In-context regeneration: every earlier answer, each followed by the request for another one.
-    used = used_key_elements(category, earlier, prompt) if strategy == "anchored-icr" else None
-    plain = _regen_turn(strategy, category, None)
-    last = _regen_turn(strategy, category, used)
+    used = used_key_elements(category, earlier, prompt) if strategy == "anchored-icr" and additions else None
+    plain = regen_turn(strategy, category, None, additions)
+    last = regen_turn(strategy, category, used, additions)
     kept = list(earlier)
     trimmed = 0
     while True:
-        turns: list[Message] = []
-        for i, answer in enumerate(kept):
-            turns.append({"role": "assistant", "content": answer})
-            turns.append({"role": "user", "content": last if i == len(kept) - 1 else plain})
-        messages = [*history, {"role": "user", "content": prompt}, *turns]
+        laid = _icr_messages(layout, prompt, kept, plain, last)
+        system = [m for m in laid if m["role"] == "system"]  # a system prompt stays first
+        messages = [*system, *history, *(m for m in laid if m["role"] != "system")]
         if context_window is None or len(kept) <= 1 or count_messages(messages) <= context_window - reserve:
             break
         kept.pop(0)  # oldest earlier answer first
@@ -200,3 +233,20 @@ def _merge(pieces: list[str], k: int) -> list[str]:
         groups[-1].append(piece)
         done += len(piece)
     return ["\n\n".join(g) for g in groups]
+
+
+# --- does an answer talk about the request instead of doing the task? --------------------------
+
+
+def _trigrams(text: str) -> set[tuple[str, str, str]]:
+    from .text import STOPWORDS, words
+
+    w = words(text)
+    return {g for g in zip(w, w[1:], w[2:]) if any(x not in STOPWORDS for x in g)}
+
+
+def echoes_request(answer: str, request: str, prompt: str) -> bool:
+    """True when the answer repeats three words in a row of the regeneration request that the
+    prompt does not contain ("I'll generate a new piece ...", "This question has one correct ...");
+    the failure of small models that answer the instruction rather than the task."""
+    return bool((_trigrams(answer) & _trigrams(request)) - _trigrams(prompt))
