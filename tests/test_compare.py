@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 
 import pytest
@@ -244,3 +245,33 @@ async def test_a_long_conversation_is_trimmed_to_the_smallest_window_and_a_messa
     assert later[0].dropped > 0 and sent[-1]["content"] == "And a short one?"
     assert sum(len(m["content"]) for m in sent) < 1200 * 4
     assert isinstance(refused[0], NotSent) and refused[0].backend == "beta" and len(refused) == 1
+
+
+def test_score_adds_the_cross_model_overlap_when_a_file_holds_several_models(tmp_path, capsys):
+    from taskdiv_chat.cli import main
+
+    path = tmp_path / "gens.jsonl"
+    rows = [{"id": "nb-1", "prompt": "Name a country in Africa.", "category": "B", "model": "model-x",
+             "generations": ["Kenya.", "Ghana."]},
+            {"id": "nb-1", "prompt": "Name a country in Africa.", "category": "B", "model": "model-y",
+             "generations": ["Kenya.", "Mali."]},
+            {"id": "nb-2", "prompt": "Roll a six-sided die.", "category": "C", "model": "model-x",
+             "generations": ["You rolled a 4."]}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    assert main(["score", str(path), "--out", str(tmp_path / "scored"), "--judge", "local"]) == 0
+    report = (tmp_path / "scored" / "report.md").read_text()
+    # nb-1: 4 pairs across the two models, one of them (Kenya, Kenya) the same; nb-2 has one model only
+    assert "## Cross-model overlap" in report and "| B Pick one | 1 | 4 | 1 | 25% |" in report
+    assert "| C " not in report.split("## Cross-model overlap")[1]
+    meta = json.loads((tmp_path / "scored" / "score.json").read_text())
+    assert meta["cross_model"] == {"B": {"comparisons": 1, "pairs": 4, "same": 1}}
+
+
+def test_score_of_one_model_has_no_cross_model_table(tmp_path, capsys):
+    from taskdiv_chat.cli import main
+
+    path = tmp_path / "gens.jsonl"
+    path.write_text(json.dumps({"id": "nb-1", "prompt": "Name a country in Africa.", "category": "B",
+                                "model": "model-x", "generations": ["Kenya.", "Ghana."]}) + "\n", encoding="utf-8")
+    assert main(["score", str(path), "--out", str(tmp_path / "scored"), "--judge", "local"]) == 0
+    assert "Cross-model" not in (tmp_path / "scored" / "report.md").read_text()

@@ -62,3 +62,18 @@ def overlap(rows: list[tuple[str | None, dict]]) -> dict[str, dict]:
         stats["pairs"] += int(data.get("pairs", 0))
         stats["same"] += int(data.get("same_pairs", 0))
     return totals
+
+
+def overlap_table(totals: dict[str, dict]) -> str:
+    """The cross-model overlap per category as a Markdown section (score's report)."""
+    from .. import taxonomy
+
+    lines = ["## Cross-model overlap", "",
+             "How often two answers from different models to the same prompt were functionally the same.", "",
+             "| category | prompts | model pairs | functionally same | overlap |", "|---|---|---|---|---|"]
+    for letter, stats in sorted(totals.items()):
+        category = taxonomy.get(letter)
+        name = f"{category.letter} {category.short}" if category else "other"
+        share = f"{stats['same'] / stats['pairs']:.0%}" if stats["pairs"] else "—"
+        lines.append(f"| {name} | {stats['comparisons']} | {stats['pairs']} | {stats['same']} | {share} |")
+    return "\n".join(lines) + "\n"
