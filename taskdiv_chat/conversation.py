@@ -526,21 +526,34 @@ class ConversationService:
             yield NotSent(used, config.context_window, name)
             return
         new = self.conversation is None
-        turn_id = await self.add_turn(text)
-        self._start_classification(turn_id)
-        yield TurnAdded(self.conversation.id, turn_id, text, new, len(messages) - len(kept))
-        async for event in self.compare(backend_names, turn_id, n, strategy, messages=kept, **sampling):
-            yield event
+        # As in send, the plain requests leave first; the message is stored while they are on their way.
+        early: dict[int, _Answer] = {}
+        if not strategy:
+            for place, backend_name in enumerate(backend_names):
+                with contextlib.suppress(Exception):  # a backend that cannot start: compare reports it
+                    backend = self.backend(backend_name)
+                    for k in range(n):
+                        early[place * n + k] = _Answer(self, kept, "compare", backend, place * n + k, sampling)
+        try:
+            turn_id = await self.add_turn(text)
+            self._start_classification(turn_id)
+            yield TurnAdded(self.conversation.id, turn_id, text, new, len(messages) - len(kept))
+            async for event in self.compare(backend_names, turn_id, n, strategy, messages=kept, started=early,
+                                            **sampling):
+                yield event
+        finally:
+            for answer in early.values():  # not handed to compare (it stopped first)
+                await answer.stop()
 
     async def compare(self, backend_names: list[str], turn_id: int | None = None, n: int = 1,
                       strategy: str | None = None, messages: list[dict] | None = None,
-                      **sampling) -> AsyncIterator[Event]:
+                      started: dict | None = None, **sampling) -> AsyncIterator[Event]:
         """The turn sent to several backends at once, n answers each, streamed side by side (answer
         index: backend's place x n + k), each stored as a variant with its backend and model; one
         backend failing does not stop the others. Plain answers by default; with a regeneration
         strategy, each backend's n answers follow it. Measure the turn with the variant ids
         afterwards to judge all the answers together, across backends. messages: what to send
-        (default: the active path up to the turn)."""
+        (default: the active path up to the turn); started: answers whose requests already left, by index."""
         turn = self.turn(turn_id)
         if turn is None or not backend_names:
             return
@@ -548,8 +561,16 @@ class ConversationService:
         messages = messages or self.history(turn_id)
 
         async def plain(queue: asyncio.Queue, index: int, name: str) -> None:
+            answer = (started or {}).pop(index, None)
             try:
-                answer = await self._answer(turn_id, messages, "compare", name, index, **sampling)
+                if answer is None:
+                    answer = await self._answer(turn_id, messages, "compare", name, index, **sampling)
+                else:
+                    try:
+                        await answer.attach(turn_id)
+                    except BaseException:
+                        await answer.stop()
+                        raise
             except Exception as exc:  # this backend cannot even start (a bad config, a missing key)
                 queue.put_nowait(Failed(turn_id, "answer", f"{name}: {exc}", index))
                 return
