@@ -22,6 +22,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import paths
+from .redact import is_secret_header
 
 APP_NAME = paths.APP_NAME
 LOCAL_BACKEND = "local"
@@ -186,8 +187,8 @@ class Settings(_Strict):
         return self
 
     def secret_values(self) -> tuple[str, ...]:
-        """Header values and API keys of every backend: strings never to store, log or export."""
-        values = {v for b in self.backends.values() for v in b.headers.values()}
+        """Secret header values (by header name) and API keys of every backend: never to store, log or export."""
+        values = {v for b in self.backends.values() for k, v in b.headers.items() if is_secret_header(k)}
         values |= {key for b in self.backends.values() if (key := b._raw_api_key())}
         return tuple(sorted(values))
 

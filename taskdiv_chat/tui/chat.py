@@ -398,7 +398,7 @@ class ChatScreen(Screen):
         answer.busy = activity if analyze else None  # not the figures of the variant shown before
         answer.refresh_footer()
         if analyze:
-            answer.badge.show_text("…", "pending")
+            answer.show_badge("…", "pending")
         try:
             async for event in events:
                 if isinstance(event, Started):
@@ -633,16 +633,16 @@ class ChatScreen(Screen):
         elif isinstance(event, Measuring):
             answer = self.answer_for(event.turn_id)
             if answer is not None:
-                answer.badge.show_text(services.pending_badge(event.quick), "pending")
+                answer.show_badge(services.pending_badge(event.quick), "pending")
         elif isinstance(event, Measured):
             answer = self.answer_for(event.turn_id)
             if answer is not None:
-                answer.badge.show_text(services.badge_label(event.report), services.badge_status(event.report))
+                answer.show_badge(services.badge_label(event.report), services.badge_status(event.report))
                 self.post_message(BadgeDone(answer, event.report))
         elif isinstance(event, Failed) and event.stage == "measure":
             answer = self.answer_for(event.turn_id)
             if answer is not None:
-                answer.badge.show_text(f"diversity failed: {event.error}", "bad")
+                answer.show_badge(f"diversity failed: {event.error}", "bad")
         elif isinstance(event, Failed) and event.stage == "classify":
             self.app.notify(for_display(f"classification failed: {event.error}"), severity="warning")
 
@@ -733,7 +733,7 @@ class ChatScreen(Screen):
         """Generic metrics first (seconds), then the judge's functional verdict (Measuring, Measured events);
         async, so a newer regenerate cancels it."""
         if not services.models_ready():
-            answer.badge.show_text("warming up models…", "pending")
+            answer.show_badge("warming up models…", "pending")
         await self.service.measure(answer.turn_id)
 
     @on(Badge.Pressed)
