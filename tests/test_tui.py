@@ -435,3 +435,24 @@ def test_unknown_textual_version_falls_back_to_stock_markdown():
 
     assert compat.known() and compat.markdown_widget() is FastMarkdown
     assert not compat.known("99.0.0") and compat.markdown_widget("99.0.0") is Markdown
+
+
+async def test_pastes_into_search_and_rename_lose_their_escape_sequences(fake_server, fake_backend_settings):
+    fake_server.responder = Script(["An answer."])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await send(pilot, "hello")
+        await pilot.press("ctrl+f")
+        search = app.screen.sidebar.query_one("#search")
+        assert search.has_focus
+        search.post_message(events.Paste("pen\x1b[31mguin\x1b]0;pwned\x07\x00"))
+        await pilot.pause()
+        assert search.value == "penguin"
+        app.screen.action_rename()
+        await pilot.pause()
+        rename = app.screen.query_one("#value")
+        await pilot.press("ctrl+u")
+        rename.post_message(events.Paste("\x1b[2JBirds\x1b[1;1H\x07"))
+        await pilot.pause()
+        assert rename.value == "Birds"

@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 from ... import taxonomy
 from ...sanitize import for_display
 from .. import bindings, compat
+from ..widgets.prompt import CleanInput
 
 _CLOSE = [Binding("escape", "dismiss_none", "Close", id="close_dialog", show=False)]
 
@@ -109,7 +110,7 @@ class TextPrompt(_Dialog):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Content(self.title_text), classes="title")
-            yield Input(for_display(self.value), id="value")
+            yield CleanInput(for_display(self.value), id="value")
             yield Static("Enter saves · Esc cancels", classes="hint")
 
     @on(Input.Submitted)
