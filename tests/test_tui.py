@@ -33,7 +33,7 @@ async def test_send_streams_markdown_answer_and_stores_it(fake_server, fake_back
         assert answer.current.text == reply
         # rendered as Markdown: a list and a code fence, not raw text
         assert answer.query("MarkdownBulletList") and answer.query("MarkdownFence")
-        meta = str(answer.query_one("#meta").render())
+        meta = answer.meta_text
         assert "fake · test-model" in meta and "tok" in meta
         assert app.screen.prompt.area.text == ""
         conv = store_of(app).load_conversation(app.screen.conversation_id)
