@@ -41,3 +41,26 @@ async def test_answer_footer_keeps_time_strategy_navigator_and_badge(width, fake
         for part in ("1234 tok", "12.3 s", strategy, "← 2/2 →", " ".join(badge.split())):
             assert part in footer, (part, footer)
         assert "fake · meta" in footer  # the model is shortened, not dropped
+
+
+@pytest.mark.parametrize("size", [(100, 30), (80, 24)])
+async def test_help_shows_every_column_and_whole_descriptions(size, fake_server, fake_backend_settings):
+    fake_server.responder = Script(["unused"])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=size) as pilot:
+        await started(pilot)
+        await pilot.press("f1")
+        await pilot.pause(0.2)
+        table = app.screen.query_one("DataTable")
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # nothing off to the right
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        row = next(i for i, r in enumerate(rows) if r[2] == "homogenization")
+        table.move_cursor(row=row)
+        await pilot.pause(0.2)
+        lines = shown_lines(app, table)
+        x = 0
+        for column, text in zip(table.ordered_columns, rows[row]):
+            width = column.get_render_width(table)
+            shown = " ".join(" ".join(line[x:x + width] for line in lines).split())  # the column, lines joined
+            assert " ".join(text.split()) in shown, (column.label, text, shown)
+            x += width

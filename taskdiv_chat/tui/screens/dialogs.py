@@ -37,12 +37,15 @@ class _Dialog(ModalScreen):
 
 
 class HelpScreen(_Dialog):
-    """Every key binding, after the user's [ui.keymap] is applied."""
+    """Every key binding, after the user's [ui.keymap] is applied: keys, what they do (wrapped to
+    the width left), binding id; one heading row per place."""
 
     DEFAULT_CSS = dialog_css("HelpScreen", """
-    HelpScreen > Vertical { max-width: 110; height: 90%; }
+    HelpScreen > Vertical { width: 96%; max-width: 110; height: 90%; }
     HelpScreen DataTable { height: 1fr; }
     """)
+
+    KEYS_WIDTH = 16  # longer key lists wrap
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -51,15 +54,30 @@ class HelpScreen(_Dialog):
             yield Static("ctrl+p opens the command palette with every action · Esc closes", classes="hint")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("where", "keys", "action", "id")
-        keymap = compat.keymap(self.app)
-        for group, group_bindings in bindings.GROUPS.items():
-            for binding in group_bindings:
-                table.add_row(group, bindings.keys_for(binding, keymap),
-                              binding.tooltip or binding.description, binding.id)
-        table.focus()
+        self.query_one(DataTable).focus()
 
+    def on_resize(self) -> None:
+        table = self.query_one(DataTable)
+        width = table.content_region.width - table.styles.scrollbar_size_vertical  # the list is taller than the box
+        if width <= 0:
+            return
+        keymap = compat.keymap(self.app)
+        rows = [(bindings.keys_for(b, keymap), b.tooltip or b.description, b.id or "", group)
+                for group, group_bindings in bindings.GROUPS.items() for b in group_bindings]
+        keys_width = min(self.KEYS_WIDTH, max(len(keys) for keys, *_ in rows))
+        id_width = max(len(binding_id) for _, _, binding_id, _ in rows)
+        padding = 2 * table.cell_padding * 3
+        action_width = max(12, width - keys_width - id_width - padding)
+        table.clear(columns=True)
+        table.add_column("keys", width=keys_width)
+        table.add_column("action", width=action_width)
+        table.add_column("id", width=id_width)
+        shown_group = None
+        for keys, action, binding_id, group in rows:
+            if group != shown_group:
+                table.add_row(Content.styled(group, "bold $accent"), "", "")
+                shown_group = group
+            table.add_row(keys, action, binding_id, height=None)
 
 class CategoryPicker(_Dialog):
     """Pick a category (or "other") for a turn; returns the letter, "other", or None when cancelled."""
