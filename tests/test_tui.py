@@ -155,11 +155,17 @@ async def test_search_export_rename_delete(fake_server, fake_backend_settings, i
         await pilot.press("enter", "enter")  # to the list, open the hit
         await wait_for(pilot, lambda: app.screen.conversation_id == first, what="open hit")
         assert "penguins" in app.screen.last_answer().current.text
-        # export
+        # export, to the default path the dialog offers
         await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
         exported = list((isolated_dirs / "data" / "exports").glob("*.md"))
         assert len(exported) == 1 and "An answer about penguins." in exported[0].read_text()
         app.screen.action_export("json")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
         data = json.loads(next((isolated_dirs / "data" / "exports").glob("*.json")).read_text())
         assert data["messages"][0]["text"] == "penguins please"
         # rename
@@ -435,6 +441,39 @@ def test_unknown_textual_version_falls_back_to_stock_markdown():
 
     assert compat.known() and compat.markdown_widget() is FastMarkdown
     assert not compat.known("99.0.0") and compat.markdown_widget("99.0.0") is Markdown
+
+
+async def test_export_asks_where_and_shows_a_bad_folder_in_the_dialog(fake_server, fake_backend_settings,
+                                                                      isolated_dirs):
+    fake_server.responder = Script(["An answer about penguins."])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await send(pilot, "penguins please")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        field = app.screen.query_one("#path")
+        default = isolated_dirs / "data" / "exports" / f"penguins-please-{app.screen_stack[0].conversation_id}.md"
+        assert field.value == str(default)
+        missing = isolated_dirs / "no-such-folder" / "chat.md"
+        field.value = str(missing)
+        await pilot.press("enter")
+        await pilot.pause()
+        error = app.screen.query_one("#error")
+        assert error.has_class("-shown") and "no such folder" in str(error.render())
+        assert app.screen.query_one("#path").value == str(missing)  # still there to correct
+        field.value = str(isolated_dirs / "chat.txt")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert ".md or .json" in str(error.render()) and not (isolated_dirs / "chat.txt").exists()
+        chosen = isolated_dirs / "chat.json"
+        field.value = str(chosen)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not app.screen.query("#path")  # the dialog closed
+        assert json.loads(chosen.read_text())["messages"][1]["text"] == "An answer about penguins."
+        assert chosen.stat().st_mode & 0o777 == 0o600
+        assert not missing.parent.exists() and not default.exists()
 
 
 async def test_pastes_into_search_and_rename_lose_their_escape_sequences(fake_server, fake_backend_settings):

@@ -1,6 +1,8 @@
-"""Small modal screens: help, category picker, text prompt (rename), choice list (code blocks)."""
+"""Small modal screens: help, category picker, text prompt (rename), export path, choice list (code blocks)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
@@ -134,6 +136,40 @@ class TextPrompt(_Dialog):
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
+
+
+class ExportPrompt(_Dialog):
+    """Ask where to export, prefilled with the default path; `write(path)` does the export and
+    returns the written path. A failure is shown here, with the path kept for correcting;
+    dismisses with the written path, or None when cancelled."""
+
+    DEFAULT_CSS = dialog_css("ExportPrompt", """
+    ExportPrompt #error { color: $error; height: auto; display: none; }
+    ExportPrompt #error.-shown { display: block; }
+    """)
+
+    def __init__(self, default: Path, write) -> None:
+        super().__init__()
+        self.default = default
+        self.write = write
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Export conversation to (.md: Markdown, .json: every branch)", classes="title")
+            yield CleanInput(for_display(str(self.default)), id="path")
+            yield Static(id="error")
+            yield Static("Enter writes (a file only you can read) · Esc cancels", classes="hint")
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        error = self.query_one("#error", Static)
+        try:
+            path = self.write(Path(event.value.strip()))
+        except (OSError, ValueError) as exc:
+            error.update(Content(for_display(f"Not exported: {exc}")))
+            error.add_class("-shown")
+            return
+        self.dismiss(path)
 
 
 class ChoiceList(_Dialog):
