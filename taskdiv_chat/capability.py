@@ -4,7 +4,7 @@ A weak server (a small model behind llama.cpp) answers "Write a haiku about autu
 with a haiku instead of a letter, or cuts a YES/NO off. So before `auto` lets a
 server classify or judge, it must answer a few built-in prompts and pairs whose
 answers are known, read with the same strict parsers the real work uses. The
-result is kept per server and model (base_url + model) in the cache dir, so the
+result is kept per server and model (a hash of base_url + model) in the cache dir, so the
 check runs once. `capable = true/false` in the config overrides it; the embedded
 model never classifies or judges.
 """
@@ -12,6 +12,7 @@ model never classifies or judges.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import BackendConfig, Settings, cache_dir
+from .paths import write_private
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,8 @@ def capability_hint(config: BackendConfig) -> str:
 
 
 def _key(config: BackendConfig) -> str:
-    return f"{config.base_url}|{config.model or ''}"
+    """A hash of base_url|model: a URL may carry a password (https://user:pass@host), kept off disk."""
+    return hashlib.sha256(f"{config.base_url}|{config.model or ''}".encode()).hexdigest()
 
 
 def declared(config: BackendConfig) -> Capability | None:
@@ -124,9 +127,7 @@ def _store(config: BackendConfig, result: Capability) -> None:
     path = _cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        tmp.replace(path)
+        write_private(path, json.dumps(data, indent=1))  # atomic, own temp name: two instances never tear it
     except OSError as exc:  # a read-only cache costs a re-check next time, nothing more
         log.warning("cannot save the capability check: %s", exc)
 
@@ -174,7 +175,7 @@ def _shown(reply: str) -> str:
     return repr(for_display(text if len(text) <= 40 else text[:37] + "..."))
 
 
-_running: dict[tuple[int, str], asyncio.Future] = {}
+_running: dict[tuple[int, str], asyncio.Task] = {}
 
 
 async def ensure(settings: Settings, name: str | None = None, backend=None) -> Capability:
@@ -182,26 +183,26 @@ async def ensure(settings: Settings, name: str | None = None, backend=None) -> C
 
     backend: an open backend for that name (else one is made and closed). A server
     that cannot be reached is not capable now, and is checked again next time.
+    The check runs as its own task, shielded: a caller cancelled while waiting does not
+    cancel it for the others asking at the same time (the classifier and the judge).
     """
     name, config = settings.backend(name)
     known = cached(config)
     if known.source != "unchecked":
         return known
     slot = (id(asyncio.get_running_loop()), _key(config))
-    if slot in _running:  # the classifier and the judge asked at once: one check
-        return await asyncio.shield(_running[slot])
-    future = asyncio.get_running_loop().create_future()
-    _running[slot] = future
-    try:
-        result = await _check(settings, name, config, backend)
-        future.set_result(result)
-        return result
-    except BaseException as exc:
-        future.set_exception(exc)
-        future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
-        raise
-    finally:
-        del _running[slot]
+    task = _running.get(slot)
+    if task is None:
+        task = asyncio.create_task(_check(settings, name, config, backend))
+        _running[slot] = task
+        task.add_done_callback(lambda done: _finished(slot, done))
+    return await asyncio.shield(task)
+
+
+def _finished(slot: tuple[int, str], task: asyncio.Task) -> None:
+    del _running[slot]
+    if not task.cancelled():
+        task.exception()  # retrieved: no "never retrieved" warning when every caller was cancelled
 
 
 async def _check(settings: Settings, name: str, config: BackendConfig, backend) -> Capability:

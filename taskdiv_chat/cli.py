@@ -13,7 +13,7 @@ import sys
 
 from . import __version__
 
-COMMAND_GROUPS = ("chat", "classify", "diversity", "store")
+COMMAND_GROUPS = ("chat", "classify", "compare", "diversity", "store")
 
 
 def build_parser() -> argparse.ArgumentParser:

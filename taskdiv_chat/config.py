@@ -22,6 +22,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import paths
+from .redact import is_secret_header
 
 APP_NAME = paths.APP_NAME
 LOCAL_BACKEND = "local"
@@ -155,6 +156,11 @@ class JudgeConfig(_Strict):
     concurrency: int = Field(4, ge=1, le=64)
 
 
+class CompareConfig(_Strict):
+    backends: list[str] = []  # names under [backends]; `compare` and the TUI's send-to-all use them
+    n: int = Field(1, ge=1, le=10)  # answers per backend
+
+
 class UIConfig(_Strict):
     theme: str = "taskdiv-dark"
     keymap: dict[str, str] = {}  # binding id -> keys, e.g. regenerate = "ctrl+r,f5"
@@ -166,6 +172,7 @@ class Settings(_Strict):
     classify: ClassifyConfig = ClassifyConfig()
     regenerate: RegenerateConfig = RegenerateConfig()
     judge: JudgeConfig = JudgeConfig()
+    compare: CompareConfig = CompareConfig()
     ui: UIConfig = UIConfig()
 
     @model_validator(mode="after")
@@ -174,11 +181,14 @@ class Settings(_Strict):
             self.backends = {**_default_backends(), **self.backends}
         if self.default_backend not in self.backends:
             raise ValueError(f"default_backend {self.default_backend!r} is not one of {sorted(self.backends)}")
+        unknown = [name for name in self.compare.backends if name not in self.backends]
+        if unknown:
+            raise ValueError(f"compare.backends: {', '.join(map(repr, unknown))} not one of {sorted(self.backends)}")
         return self
 
     def secret_values(self) -> tuple[str, ...]:
-        """Header values and API keys of every backend: strings never to store, log or export."""
-        values = {v for b in self.backends.values() for v in b.headers.values()}
+        """Secret header values (by header name) and API keys of every backend: never to store, log or export."""
+        values = {v for b in self.backends.values() for k, v in b.headers.items() if is_secret_header(k)}
         values |= {key for b in self.backends.values() if (key := b._raw_api_key())}
         return tuple(sorted(values))
 
@@ -310,7 +320,9 @@ def load_settings(path: str | os.PathLike | None = None, *, env: bool = True) ->
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         msg = err["msg"]
-        if not loc and "default_backend" in msg:  # raised by Settings' own check, which has no field
+        if not loc and "compare.backends" in msg:  # raised by Settings' own check, which has no field
+            loc = ("compare", "backends")
+        elif not loc and "default_backend" in msg:
             loc = ("default_backend",)
         field = ".".join(str(k) for k in loc) or "(top level)"
         line = _find_line(text, loc) if text else None
@@ -362,6 +374,10 @@ context_window = 8192
 # api_key_env = "OPENAI_API_KEY"   # the key itself stays in your environment
 # context_window = 128000
 # temperature = 1.0
+
+# [compare]                       # `taskdiv-chat compare PROMPT` and the chat's send-to-all
+# backends = ["local", "ollama"]  # each one defined under [backends]
+# n = 1                           # answers per backend
 
 [regenerate]
 strategy = "anchored-icr"   # temperature | general-icr | anchored-icr | general-system | anchored-system

@@ -38,6 +38,12 @@ def usable(variants) -> list:
     return [v for v in variants if v.text.strip() and not v.error]
 
 
+def judged(turn, variant_ids: list[int] | None = None) -> list:
+    """The answers `measure` judges, in the report's order: a turn's usable ones (or those of `variant_ids`)."""
+    variants = usable(turn.variants) if turn else []
+    return variants if variant_ids is None else [v for v in variants if v.id in set(variant_ids)]
+
+
 # --- events -------------------------------------------------------------------------------------
 
 
@@ -506,41 +512,121 @@ class ConversationService:
             else:
                 yield item
 
-    async def compare(self, backend_names: list[str], turn_id: int | None = None) -> AsyncIterator[Event]:
-        """The turn sent to several backends at once, streamed side by side, each answer stored as a
-        variant with its backend and model; one backend failing does not stop the others. Measure
-        the turn afterwards to judge all its answers together."""
+    async def compare_turn(self, text: str, backend_names: list[str], n: int = 1, strategy: str | None = None,
+                           **sampling) -> AsyncIterator[Event]:
+        """Store the message (after the shown path), classify it beside the streams and put it to every
+        backend at once (see compare). NotSent when it does not fit the smallest context window."""
+        configs = [(name, self.settings.backend(name)[1]) for name in backend_names]
+        if not configs:
+            return
+        messages = self.history() + [{"role": "user", "content": text}]
+        name, config = min(configs, key=lambda c: c[1].context_window)
+        fits, used, kept = fit_context(messages, config.context_window, answer_reserve(config.max_tokens))
+        if not fits:
+            yield NotSent(used, config.context_window, name)
+            return
+        new = self.conversation is None
+        # As in send, the plain requests leave first; the message is stored while they are on their way.
+        early: dict[int, _Answer] = {}
+        if not strategy:
+            for place, backend_name in enumerate(backend_names):
+                with contextlib.suppress(Exception):  # a backend that cannot start: compare reports it
+                    backend = self.backend(backend_name)
+                    for k in range(n):
+                        early[place * n + k] = _Answer(self, kept, "compare", backend, place * n + k, sampling)
+        try:
+            turn_id = await self.add_turn(text)
+            self._start_classification(turn_id)
+            yield TurnAdded(self.conversation.id, turn_id, text, new, len(messages) - len(kept))
+            async for event in self.compare(backend_names, turn_id, n, strategy, messages=kept, started=early,
+                                            **sampling):
+                yield event
+        finally:
+            for answer in early.values():  # not handed to compare (it stopped first)
+                await answer.stop()
+
+    async def compare(self, backend_names: list[str], turn_id: int | None = None, n: int = 1,
+                      strategy: str | None = None, messages: list[dict] | None = None,
+                      started: dict | None = None, **sampling) -> AsyncIterator[Event]:
+        """The turn sent to several backends at once, n answers each, streamed side by side (answer
+        index: backend's place x n + k), each stored as a variant with its backend and model; one
+        backend failing does not stop the others. Plain answers by default; with a regeneration
+        strategy, each backend's n answers follow it. Measure the turn with the variant ids
+        afterwards to judge all the answers together, across backends. messages: what to send
+        (default: the active path up to the turn); started: answers whose requests already left, by index."""
         turn = self.turn(turn_id)
         if turn is None or not backend_names:
             return
-        messages = self.history(turn.user.id)
+        turn_id = turn.user.id
+        messages = messages or self.history(turn_id)
+
+        async def plain(queue: asyncio.Queue, index: int, name: str) -> None:
+            answer = (started or {}).pop(index, None)
+            try:
+                if answer is None:
+                    answer = await self._answer(turn_id, messages, "compare", name, index, **sampling)
+                else:
+                    try:
+                        await answer.attach(turn_id)
+                    except BaseException:
+                        await answer.stop()
+                        raise
+            except Exception as exc:  # this backend cannot even start (a bad config, a missing key)
+                queue.put_nowait(Failed(turn_id, "answer", f"{name}: {exc}", index))
+                return
+            async for event in answer.events():
+                queue.put_nowait(event)
+
+        async def generated(queue: asyncio.Queue, first: int, name: str) -> None:
+            from .diversity.generate import generate_variants
+
+            done: set[int] = set()
+            try:
+                backend = self.backend(name)
+                letter = await self.category(turn_id)
+
+                def on_text(k: int, delta: str) -> None:
+                    if first + k not in done:
+                        done.add(first + k)
+                        queue.put_nowait(Started(turn_id, first + k, backend.name, backend.model, strategy, None))
+                    queue.put_nowait(Delta(turn_id, first + k, delta))
+
+                def on_answer(k: int, answer) -> None:
+                    variant = self.save_answer(turn_id, answer.text, answer.completion, strategy, backend,
+                                               {"compare": backend_names})
+                    queue.put_nowait(VariantSaved(turn_id, first + k, variant, answer.note, answer.completion))
+
+                await generate_variants(backend, strategy, history=messages[:-1], prompt=messages[-1]["content"],
+                                        earlier=[], category=taxonomy.get(letter), n=n, on_text=on_text,
+                                        on_answer=on_answer, **sampling)
+            except Exception as exc:
+                queue.put_nowait(Failed(turn_id, "answer", f"{name}: {exc}", first + len(done)))
 
         async def run(queue: asyncio.Queue) -> None:
-            async def one(index: int, name: str) -> None:
-                try:
-                    answer = await self._answer(turn.user.id, messages, "compare", name, index)
-                except Exception as exc:  # this backend cannot even start (a bad config, a missing key)
-                    queue.put_nowait(Failed(turn.user.id, "answer", f"{name}: {exc}", index))
-                    return
-                async for event in answer.events():
-                    queue.put_nowait(event)
-
-            await asyncio.gather(*(one(i, name) for i, name in enumerate(backend_names)))
+            jobs = []
+            for place, name in enumerate(backend_names):
+                if strategy:
+                    jobs.append(generated(queue, place * n, name))
+                else:
+                    jobs += [plain(queue, place * n + k, name) for k in range(n)]
+            await asyncio.gather(*jobs)
 
         async for item in _drain(run):
             if isinstance(item, BaseException):
-                yield Failed(turn.user.id, "answer", str(item) or type(item).__name__)
+                yield Failed(turn_id, "answer", str(item) or type(item).__name__)
             else:
                 yield item
 
     # --- diversity --------------------------------------------------------------------------
 
-    async def measure(self, turn_id: int | None = None):
-        """Judge every usable answer of a turn together: Measuring (generic metrics) then Measured
-        (the judge's verdict, saved on the newest answer). Returns the report, or None when it has none.
+    async def measure(self, turn_id: int | None = None, variant_ids: list[int] | None = None):
+        """Judge every usable answer of a turn together (or those of `variant_ids`, a comparison's):
+        Measuring (generic metrics) then Measured (the judge's verdict, saved on the newest answer).
+        When the answers come from several models, the report's `cross_model` names each group's
+        models. Returns the report, or None when it has none.
         Async all the way: cancelling it (a newer regenerate) stops it."""
         turn = self.turn(turn_id)
-        variants = usable(turn.variants) if turn else []
+        variants = judged(turn, variant_ids)
         if not variants:
             return None
         from .diversity.report import analyze, quick_report
@@ -556,6 +642,11 @@ class ConversationService:
         except Exception as exc:
             self.emit(Failed(turn.user.id, "measure", str(exc) or type(exc).__name__))
             return None
+        from .diversity.crossmodel import cross_model, model_label
+
+        labels = [model_label(v.backend, v.model) for v in variants]
+        if len(set(labels)) > 1:
+            report.cross_model = cross_model(report, labels, taxonomy.get(letter)).to_dict()
         self.store.save_metrics(variants[-1].id, report.to_dict())
         self.reload()
         self.emit(Measured(turn.user.id, report))

@@ -106,6 +106,9 @@ def _matrices(w: dict[str, np.ndarray], layers: int, cache_file: Path | None) ->
                 with tmp.open("wb") as f:
                     np.save(f, flat)
                 tmp.replace(cache_file)
+                for stale in cache_file.parent.glob("minilm-*.npy"):  # an older model's (~40 MB each)
+                    if stale != cache_file:
+                        stale.unlink(missing_ok=True)
             except OSError:  # a read-only cache only costs the transposing again
                 pass
     out, start = {}, 0

@@ -19,6 +19,10 @@ _SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.I)
 # Dict fields that hold secrets by their name: dropped whole, whatever their value.
 _SECRET_FIELDS = {"api_key", "apikey", "authorization", "headers", "extra_headers", "default_headers",
                   "password", "secret", "token", "access_token", "bearer", "cookie"}
+# Header names whose values are credentials. Other headers (HTTP-Referer, X-Title) carry ordinary
+# words and URLs that also appear in prompts: treating them as secrets would redact the user's text.
+# "auth" covers Authorization and Proxy-Authorization.
+_SECRET_HEADER = re.compile(r"(?i)auth|cookie|key|token|secret|password")
 _URL_USERINFO = re.compile(r"(://)[^/\s:@]+:[^/\s@]+@")
 # A token after "Bearer" in an error message (a server echoing our Authorization header).
 # Only for messages: a stored answer that explains "Authorization: Bearer <token>" stays exact.
@@ -30,6 +34,11 @@ def env_secrets() -> set[str]:
     (Not values that are themselves variable names, like api_key_env = "OPENAI_API_KEY".)"""
     return {v for k, v in os.environ.items()
             if _SECRET_ENV.search(k) and len(v.strip()) >= 8 and not re.fullmatch(r"[A-Z][A-Z0-9_]*", v)}
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is a credential (Authorization, X-Api-Key, ...), not an ordinary word."""
+    return bool(_SECRET_HEADER.search(name))
 
 
 class Redactor:

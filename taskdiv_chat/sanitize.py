@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 
 # Whole escape sequences, removed: CSI (ESC [ or 0x9b ... final byte), OSC / DCS / SOS /
-# PM / APC strings (ESC ] P X ^ _ or their C1 forms ... ended by BEL or ST or cut off),
-# and the two-byte ESC x forms.
+# PM / APC strings (ESC ] P X ^ _ or their C1 forms ... ended by BEL or ST on the same line),
+# and the two-byte ESC x forms. A string with no terminator on its line loses only its
+# introducer: a stray C1 byte (mojibake such as "\u00e2\x80\x9d") must not eat the text after it.
+_STRING_INTRO = r"\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]"
 _SEQUENCE = re.compile(
     r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
-    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    rf"|(?:{_STRING_INTRO})(?:[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c))?"
     r"|\x1b[ -/]*[0-~]?"
 )
 # What is left of C0 / C1 (bar \n and \t), DEL, and the bidirectional overrides that can
@@ -52,19 +54,12 @@ def for_input(text: str) -> str:
     return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
 
 
-def is_clean(text: str) -> bool:
-    """True when `for_display` would leave `text` unchanged."""
-    return for_display(text) == text
-
-
-# A sequence that is complete as it stands: the forms of _SEQUENCE with their final byte or
-# terminator (a two-byte ESC x whose x opens a longer form is not complete).
-_COMPLETE = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
-    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
-    r"|\x1b(?:[ -/]+[0-~]|[0-OQ-WYZ\\`-~])"
-)
-_INTRODUCER = re.compile(r"[\x1b\x90\x98\x9b\x9d\x9e\x9f]")
+# A CSI or ESC x sequence that is complete as it stands (a two-byte ESC x whose x opens a
+# longer form is not complete).
+_COMPLETE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b(?:[ -/]+[0-~]|[0-OQ-WYZ\\`-~])")
+# A string introducer, and what may follow it while a later piece can still end the string.
+_STRING_START = re.compile(_STRING_INTRO)
+_OPEN_STRING_BODY = re.compile(r"[^\x07\x1b\x9c\n\r]*\x1b?")
 
 
 class DisplayStream:
@@ -91,16 +86,15 @@ class DisplayStream:
 
 
 def _unfinished_tail(text: str) -> int:
-    """Where a sequence (or a CR) that the next piece may complete starts; len(text) if none."""
-    start = max(0, len(text) - DisplayStream.HOLD_MAX)
-    last = None
-    for last in _INTRODUCER.finditer(text, start):
-        pass
-    if last is not None:
-        at = last.start()
-        partial = _SEQUENCE.match(text, at)
-        if partial is not None and partial.end() == len(text) and not _COMPLETE.fullmatch(partial.group()):
-            return at
+    """Where the first sequence (or a CR) that the next piece may change starts; len(text) if none.
+
+    Every sequence is looked at, not only the last: an open string may hold other introducers."""
+    for match in _SEQUENCE.finditer(text, max(0, len(text) - DisplayStream.HOLD_MAX)):
+        if _STRING_START.fullmatch(match.group()):  # no terminator yet: open if nothing has ended it
+            if _OPEN_STRING_BODY.fullmatch(text, match.end()):
+                return match.start()
+        elif match.end() == len(text) and not _COMPLETE.fullmatch(match.group()):
+            return match.start()
     return len(text) - 1 if text.endswith("\r") else len(text)
 
 

@@ -3,7 +3,9 @@ answers built-in items with known answers; the result is cached per base_url + m
 
 from __future__ import annotations
 
+import hashlib
 import json
+import stat
 
 from taskdiv_chat import taxonomy
 from taskdiv_chat.capability import CLASSIFY_ITEMS, JUDGE_ITEMS, cached, ensure
@@ -39,9 +41,36 @@ async def test_a_good_server_passes_once_and_the_result_is_cached(fake_server):
     assert all(r["temperature"] == 0 for r in fake_server.requests)
     assert await ensure(settings) == result and len(fake_server.requests) == 8
     stored = json.loads((cache_dir() / "capability.json").read_text())
-    assert list(stored) == [f"{fake_server.base_url}|test-model"]
+    assert list(stored) == [hashlib.sha256(f"{fake_server.base_url}|test-model".encode()).hexdigest()]
     other = settings_for(fake_server, model="other-model")  # another model on the same server: its own check
     assert cached(other.backend()[1]).source == "unchecked"
+
+
+async def test_a_password_in_the_url_never_reaches_the_cache_file_which_is_private(fake_server):
+    fake_server.responder = good
+    host = fake_server.base_url.split("://", 1)[1]
+    settings = Settings(default_backend="fake", backends={"fake": BackendConfig(
+        base_url=f"http://alice:pw-Zq81Lm4Nw7Ty@{host}", model="test-model", max_retries=0, read_timeout=10)})
+    assert (await ensure(settings)).classify
+    path = cache_dir() / "capability.json"
+    assert "pw-Zq81Lm4Nw7Ty" not in path.read_text() and "alice" not in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert cached(settings.backend()[1]).source == "self-check"
+    assert [p.name for p in path.parent.iterdir()] == ["capability.json"]  # no temp file left
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_check_for_the_others(fake_server):
+    import asyncio
+
+    fake_server.responder = lambda body: Reply(good(body).text, first_byte_delay=0.3)
+    settings = settings_for(fake_server)
+    first = asyncio.create_task(ensure(settings))
+    second = asyncio.create_task(ensure(settings))
+    await asyncio.sleep(0.1)  # both are waiting on the one check
+    first.cancel()
+    result = await second
+    assert (result.classify, result.judge, result.source) == (True, True, "self-check")
+    assert first.cancelled() and len(fake_server.requests) == 8  # one check, not two
 
 
 async def test_a_weak_server_fails_and_classification_falls_back_to_local_with_the_reason(fake_server):

@@ -92,8 +92,9 @@ def test_the_layer_weights_are_cached_once_and_rebuilt_when_damaged(tmp_path):
 
     texts = ["What is the capital of France?", "Write a haiku about rain"]
     plain = MiniLM(embeddings.model_path()).encode(texts)  # no cache: transposed in memory
+    np.save(tmp_path / "minilm-0123456789abcdef.npy", np.zeros(10, np.float32))  # an older model's cache
     first = MiniLM(embeddings.model_path(), cache=tmp_path).encode(texts)
-    [cached] = list(tmp_path.glob("minilm-*.npy"))
+    [cached] = list(tmp_path.glob("minilm-*.npy"))  # the stale one is gone
     made = cached.stat().st_mtime_ns
     second = MiniLM(embeddings.model_path(), cache=tmp_path)
     assert cached.stat().st_mtime_ns == made  # read, not written again

@@ -135,6 +135,21 @@ async def test_llm_judge_caches_by_content_across_instances(fake_server, judge_b
     await judge_backend.aclose()
 
 
+async def test_llm_judge_keeps_the_good_lines_of_a_damaged_cache(fake_server, judge_backend, tmp_path):
+    fake_server.responder = _verdict_by_content
+    cache = tmp_path / "judge-cache.jsonl"
+    first = LLMJudge(judge_backend, cache_path=cache)
+    assert await first.equivalent("Write a story.", "G", STORY_1, STORY_2) is True
+    cache.write_bytes(b'{"key": "\xff\xfe broken", "equivalent": tru\x80\n' + cache.read_bytes())  # not UTF-8
+    second = LLMJudge(judge_backend, cache_path=cache)  # starts, and still knows the good line
+    assert await second.equivalent("Write a story.", "G", STORY_1, STORY_2) is True
+    assert len(fake_server.requests) == 1
+    cache.unlink()
+    cache.mkdir()  # unreadable as a file: an empty cache
+    assert LLMJudge(judge_backend, cache_path=cache)._cache == {}
+    await judge_backend.aclose()
+
+
 @pytest.mark.parametrize("reply", ["Maybe, it depends on the reader.", "<think>Both stories have a lighthouse and",
                                    "The answer is probably yes", "No idea", "Yes and no", ""])
 async def test_llm_judge_calls_an_unreadable_reply_unknown_never_different(fake_server, judge_backend, reply):
@@ -250,6 +265,28 @@ async def test_auto_judges_with_a_server_only_after_it_passes_the_self_check(fak
     again = make_judge(settings)  # the cached result: no second check
     assert isinstance(again, LLMJudge)
     await again.aclose()
+
+
+async def test_auto_judge_called_concurrently_builds_one_server_judge_and_closes_it(fake_server, monkeypatch):
+    """bench runs analyses at once on one judge: one LLMJudge (one HTTP client) is made, and aclose closes it."""
+    import asyncio
+
+    from taskdiv_chat.diversity import judge as judge_module
+
+    made = []
+    real_make_judge = judge_module.make_judge
+
+    def recording_make_judge(*args, **kwargs):  # the real factory; only remembers what it built
+        made.append(real_make_judge(*args, **kwargs))
+        return made[-1]
+
+    fake_server.responder = _capable_server
+    judge = make_judge(_unchecked(fake_server))
+    monkeypatch.setattr(judge_module, "make_judge", recording_make_judge)
+    verdicts = await asyncio.gather(*(judge.equivalent("Write a story.", "G", STORY_1, STORY_2) for _ in range(4)))
+    assert verdicts == [True] * 4
+    await judge.aclose()
+    assert made == [judge.inner] and made[0].backend._client.is_closed
 
 
 async def test_auto_falls_back_to_local_when_the_server_fails_the_self_check(fake_server):

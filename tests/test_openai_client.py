@@ -189,6 +189,12 @@ def test_sse_decoder_byte_by_byte():
     assert decode_all([bytes([b]) for b in SSE_SAMPLE]) == SSE_EVENTS
 
 
+def test_sse_decoder_long_line_over_many_reads():
+    line = b'data: {"t": "' + b"x" * 100_000 + b'"}'
+    reads = [line[i:i + 1000] for i in range(0, len(line), 1000)] + [b"\r", b"\r", b"data: [DONE]\n\n"]
+    assert decode_all(reads) == ['{"t": "' + "x" * 100_000 + '"}', "[DONE]"]
+
+
 async def test_complete_without_streaming(fake_server, make_backend):
     fake_server.responder = lambda body: Reply("forty two")
     completion = await make_backend().complete(USER)
@@ -309,6 +315,17 @@ async def test_500_is_retried_then_succeeds(fake_server, make_backend):
     completion, _ = await collect_with_deltas(make_backend(max_retries=2))
     assert completion.text == "third time"
     assert len(fake_server.requests) == 3
+
+
+async def test_a_long_error_page_is_a_retryable_server_error_not_a_too_large_answer(fake_server, make_backend):
+    page = "<html><body>" + "Service Unavailable. " * 3500 + "</body></html>"  # ~70 KB, past the error cap
+    fake_server.responder = [Reply(error=(503, page)), Reply("after the outage")]
+    completion = await make_backend(max_retries=1).complete(USER)
+    assert completion.text == "after the outage" and len(fake_server.requests) == 2
+    fake_server.responder = lambda body: Reply(error=(503, page))
+    with pytest.raises(ServerError) as caught:
+        await make_backend(max_retries=0).complete(USER)
+    assert caught.value.status == 503 and caught.value.retryable
 
 
 async def test_500_gives_up_after_max_retries(fake_server, make_backend):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from taskdiv_chat.sanitize import for_display, is_clean
+from taskdiv_chat.sanitize import for_display, for_input
 
 ESC = "\x1b"
 
@@ -17,7 +17,10 @@ ESC = "\x1b"
     ("\x9d0;t\x9cx", "x"),  # 8-bit OSC with 8-bit ST
     (f"{ESC}Pq#0;2;0;0;0{ESC}\\x", "x"),  # DCS (sixel)
     (f"{ESC}]8;;http://evil{ESC}\\link{ESC}]8;;{ESC}\\", "link"),  # hyperlink
-    (f"{ESC}]0;never ended", ""),  # an unterminated string swallows to the end
+    (f"{ESC}]0;never ended", "0;never ended"),  # an unterminated string loses only its introducer
+    (f"{ESC}]0;no end\nnext\x07 line", "0;no end\nnext\u2407 line"),  # a string ends with its line
+    (f"{ESC}Pq no end", "q no end"),
+    ("\x9d0;no end", "0;no end"),
     (f"a{ESC}7b{ESC}8c", "abc"),  # save / restore cursor
     (f"a{ESC}", "a"),  # a lone ESC at the end
 ])
@@ -48,13 +51,15 @@ def test_bidi_overrides_and_surrogates():
 def test_ordinary_text_untouched():
     text = "Ünïcödé, emoji 🎲, CJK 漢字, maths ∑ x² — and `code`"
     assert for_display(text) == text
-    assert is_clean(text)
-    assert not is_clean(f"{ESC}[2J")
+
+
+def test_mojibake_c1_bytes_do_not_eat_the_text_after_them():
+    # UTF-8 quotes read as Latin-1: U+009D and U+009C look like OSC and ST.
+    assert for_input("He said \u00e2\x80\x9dhello \u2026 I typed") == "He said \u00e2hello \u2026 I typed"
+    assert for_display("\u00e2\x80\x98x\u00e2\x80\x9d rest\nline 2") == "\u00e2\ufffdx\u00e2\ufffd rest\nline 2"
 
 
 def test_input_drops_whole_sequences_and_controls():
-    from taskdiv_chat.sanitize import for_input
-
     assert for_input(f"copy{ESC}]52;c;cm0gLXJmIH4=\x07 this\x07\r\n\tnext") == "copy this\n\tnext"
 
 
@@ -63,7 +68,9 @@ def test_input_drops_whole_sequences_and_controls():
 from taskdiv_chat.sanitize import DisplayStream, json_for_display  # noqa: E402
 
 STREAMED = (f"Hi {ESC}]0;pwned{ESC}\\there{ESC}[2J{ESC}[H ok\r\nnext\x9b31mred{ESC}]52;c;ZWNobw==\x07 "
-            f"{ESC}7a{ESC}8b{ESC}(Bc\x90dcs\x9c end\r")
+            f"{ESC}7a{ESC}8b{ESC}(Bc\x90dcs\x9c end\r"
+            # an open string holding other introducers; strings with no terminator on their line
+            f"hi {ESC}]52;c;abc\x9bxyz more\x07 end {ESC}]0;no end\nx\x9dmojibake {ESC}P{ESC}[1m\r\nz")
 
 
 def shown_in_pieces(text: str, cuts: list[int]) -> str:

@@ -264,3 +264,26 @@ def test_no_api_key_or_header_is_stored_or_exported(tmp_path, monkeypatch, fake_
         for needle in needles:
             assert needle not in text
     assert "[redacted]" in exports[0]
+
+
+def test_ordinary_header_values_stay_in_the_users_text_secret_ones_do_not(tmp_path, monkeypatch):
+    """OpenRouter's HTTP-Referer / X-Title hold ordinary words; only credential headers and keys are secrets."""
+    from taskdiv_chat.config import BackendConfig, Settings
+
+    key, token = "sk-or-Q7zR9wMk2xT4pL8v", "tok-Zq81Lm4Nw7Ty"
+    monkeypatch.setenv("OPENROUTER_API_KEY", key)
+    settings = Settings(backends={"openrouter": BackendConfig(
+        base_url="https://openrouter.ai/api/v1", model="m", api_key_env="OPENROUTER_API_KEY",
+        headers={"HTTP-Referer": "https://example.org", "X-Title": "taskdiv-chat", "X-Api-Token": token})})
+    store = Store(tmp_path / "chat.sqlite3", secrets=settings.secret_values())
+    cid = store.create_conversation("config help")
+    question = f"How do I configure taskdiv-chat for https://example.org? My token is {token}, key {key}"
+    turn = store.add_user_turn(cid, question, None)
+    writer = store.start_variant(turn, strategy="temperature", backend="openrouter", model="m", params={})
+    writer.append("Set X-Title to taskdiv-chat and HTTP-Referer to https://example.org.")
+    writer.finish("stop")
+    stored = store.load_conversation(cid).turns[0]
+    store.close()
+    assert stored.user.text == ("How do I configure taskdiv-chat for https://example.org? "
+                           "My token is [redacted], key [redacted]")
+    assert stored.active.text == "Set X-Title to taskdiv-chat and HTTP-Referer to https://example.org."

@@ -126,9 +126,7 @@ class OpenAIBackend:
                                         if size < cap:
                                             parts.append(chunk.text[: cap - size])
                                             yield Chunk(parts[-1])
-                                        raise AnswerTooLargeError(
-                                            f"{self.name}: the answer passed {cap:,} characters (max_answer_chars "
-                                            f"in the config); stopped it there")
+                                        raise self._too_large()  # its partial is set below
                                     size += len(chunk.text)
                                     parts.append(chunk.text)
                                 yield chunk
@@ -166,9 +164,11 @@ class OpenAIBackend:
                     request = self._client.build_request("POST", "chat/completions", json=body)
                     response = await deadline.run(self._client.send(request, stream=True))
                     try:
-                        limit = _ERROR_BODY_LIMIT if response.status_code != 200 else \
-                            4 * self.config.max_answer_chars + _ERROR_BODY_LIMIT
-                        raw = await deadline.run(_read_capped(response, limit, self._too_large))
+                        if response.status_code == 200:  # the answer cap is for answers only
+                            raw = await deadline.run(_read_capped(
+                                response, 4 * self.config.max_answer_chars + _ERROR_BODY_LIMIT, self._too_large))
+                        else:  # an error page, however long, is cut as stream() cuts it: still retryable
+                            raw = await deadline.run(_read_capped(response, _ERROR_BODY_LIMIT))
                     finally:
                         await response.aclose()
                     if response.status_code != 200:
@@ -402,7 +402,7 @@ class _SSEDecoder:
     """
 
     def __init__(self, max_event_bytes: int = 64 * 1024 * 1024) -> None:
-        self.rest = b""  # an incomplete last line
+        self.rest = bytearray()  # an incomplete last line, grown in place (no copy per read)
         self.data: list[str] = []  # data lines of the event being read
         self.data_size = 0
         self.max_event_bytes = max_event_bytes  # an event that never ends must not fill the memory
@@ -412,12 +412,17 @@ class _SSEDecoder:
         if (not self.rest and not self.data and raw.startswith(b"data:") and raw.endswith(b"\n\n")
                 and raw.count(b"\n") == 2 and b"\r" not in raw):
             return [raw[5:-2].decode("utf-8", errors="replace").strip()]
-        buffer = self.rest + raw
+        if b"\n" not in raw and b"\r" not in raw and not self.rest.endswith(b"\r"):
+            self.rest += raw  # the held line goes on: nothing to split
+            self._check_size()
+            return []
+        buffer = bytes(self.rest) + raw  # one copy per line end, not per read
         if b"\r" in buffer:
             held = buffer.endswith(b"\r")  # maybe half of a \r\n: wait for the rest
             body = buffer[:-1] if held else buffer
             buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
-        complete, newline, self.rest = buffer.rpartition(b"\n")
+        complete, newline, rest = buffer.rpartition(b"\n")
+        self.rest = bytearray(rest)
         if not newline:
             self._check_size()
             return []

@@ -324,6 +324,15 @@ def parse_yes_no(text: str) -> bool | None:
     return None if match is None else match.group(1).lower() == "yes"
 
 
+def _cache_lines(path: Path) -> list[str]:
+    """The verdict cache's lines; none when it is missing or unreadable. Damaged bytes spoil only
+    their own line (skipped by the caller), not the whole cache or the judge's start."""
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
 class LLMJudge(_Judge):
     """The paper's judge: a capable model answers YES/NO per pair at temperature 0."""
 
@@ -340,8 +349,8 @@ class LLMJudge(_Judge):
         self._semaphore: asyncio.Semaphore | None = None
         self.calls = 0  # requests actually sent (cache and short-answer hits excluded)
         self.unparsed = 0  # replies with neither YES nor NO (verdict unknown)
-        if self.cache_path and self.cache_path.exists():
-            for line in self.cache_path.read_text(encoding="utf-8").splitlines():
+        if self.cache_path:
+            for line in _cache_lines(self.cache_path):
                 try:
                     item = json.loads(line)
                     self._cache[item["key"]] = bool(item["equivalent"])
@@ -441,6 +450,7 @@ class CheckedJudge(_Judge):
         self.settings, self.backend_name = settings, backend_name
         self.inner = None
         self.why_local = ""
+        self._setting_up = asyncio.Lock()  # concurrent first calls must build one inner judge, not one each
 
     def describe(self) -> str:
         if self.inner is None:
@@ -450,15 +460,20 @@ class CheckedJudge(_Judge):
     async def judge_pairs_detailed(self, prompt: str, category: Category | str | None,
                                    pairs: list[tuple[str, str]]) -> list[Verdict]:
         if self.inner is None:
-            from ..capability import ensure
-
-            capability = await ensure(self.settings, self.backend_name)
-            if capability.judge:
-                self.inner = make_judge(self.settings, "llm", self.backend_name)
-            else:
-                self.inner = LocalJudge()
-                self.why_local = f"{self.backend_name} {capability.summary}"
+            async with self._setting_up:
+                if self.inner is None:
+                    await self._set_up()
         return await self.inner.judge_pairs_detailed(prompt, category, pairs)
+
+    async def _set_up(self) -> None:
+        from ..capability import ensure
+
+        capability = await ensure(self.settings, self.backend_name)
+        if capability.judge:
+            self.inner = make_judge(self.settings, "llm", self.backend_name)
+        else:
+            self.inner = LocalJudge()
+            self.why_local = f"{self.backend_name} {capability.summary}"
 
     async def aclose(self) -> None:
         await close_judge(self.inner)

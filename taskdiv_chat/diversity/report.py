@@ -67,6 +67,7 @@ class DiversityReport:
     judge: str = ""  # which judge decided
     reasons: dict[str, str] = field(default_factory=dict)  # "i,j" -> why the judge decided so
     unknown_pairs: int = 0  # pairs whose verdict could not be read, left out of the groups
+    cross_model: dict | None = None  # answers from several models: crossmodel.CrossModel as a dict
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -32,6 +32,7 @@ class GenerationSet:
     category: str | None  # a letter, "other", or None (classify it)
     label: str  # the column of the report: the model (NoveltyBench) or the strategy (bench)
     generations: list[str]
+    model: str | None = None  # the file's `model` field: sets of one prompt from several models are compared
 
 
 def read_generations(path: str | Path) -> list[GenerationSet]:
@@ -64,7 +65,8 @@ def read_generations(path: str | Path) -> list[GenerationSet]:
         if not isinstance(generations, list) or not all(isinstance(g, str) for g in generations):
             raise BenchInputError(f"{where}: 'generations' must be a list of strings (or a JSON string of one)")
         out.append(GenerationSet(str(row.get("id") or f"line-{number}"), prompt, _category(row.get("category")),
-                                 str(row.get("model") or path.stem), generations))
+                                 str(row.get("model") or path.stem), generations,
+                                 str(row["model"]) if row.get("model") else None))
     for (pid, strategy), row in latest(ours).items():
         if row.get("status", "ok") == "ok":  # failed sets were never scored and are not now
             out.append(GenerationSet(pid, row["prompt"], _category(row.get("category")), strategy,
@@ -145,6 +147,7 @@ async def run_score(settings: Settings, path: str | Path, out_dir: str | Path, *
         categorized = [(item, *((item.category, "given") if item.category else (letters[item.prompt], "classified")))
                        for item in sets]
         rows = [await _score_one(item, letter, source, judges, progress) for item, letter, source in categorized]
+        cross = await _cross_model(categorized, judges[0])
     finally:
         await close_judges(judges)
     with (out / SCORES_FILE).open("w", encoding="utf-8") as f:
@@ -154,8 +157,37 @@ async def run_score(settings: Settings, path: str | Path, out_dir: str | Path, *
     meta = {"source": str(path), "judges": names, "strategies": labels,
             "n": max((r["n"] for r in rows), default=0), "prompts": len({r["id"] for r in rows}),
             "last_run": {"seconds": round(time.monotonic() - started, 1), "sets": len(rows)}, "notes": []}
+    if cross:
+        meta["cross_model"] = cross
     (out / "score.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return write_report(rows, out, meta, title="taskdiv-chat score")
+    report = write_report(rows, out, meta, title="taskdiv-chat score")
+    if cross:
+        from .crossmodel import overlap_table
+
+        report.write_text(report.read_text(encoding="utf-8") + "\n" + overlap_table(cross), encoding="utf-8")
+    return report
+
+
+async def _cross_model(categorized: list, judge) -> dict[str, dict]:
+    """Per category, over the prompts answered by several models (the `model` field): every answer
+    judged against every other, and how many pairs from two different models were the same."""
+    from .crossmodel import cross_model, overlap
+    from .report import analyze
+
+    by_prompt: dict[str, list] = {}
+    for item, letter, _ in categorized:
+        if item.model:
+            by_prompt.setdefault(item.id, []).append((item, letter))
+    results = []
+    for items in by_prompt.values():
+        if len({item.model for item, _ in items}) < 2:
+            continue
+        texts = [text for item, _ in items for text in item.generations]
+        labels = [item.model for item, _ in items for _ in item.generations]
+        category = taxonomy.get(items[0][1])
+        report = await analyze(items[0][0].prompt, category, texts, judge)
+        results.append((items[0][1], cross_model(report, labels, category).to_dict()))
+    return overlap(results)
 
 
 async def _score_one(item: GenerationSet, letter: str, source: str, judges: list, progress: Progress) -> dict:

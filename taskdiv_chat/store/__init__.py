@@ -251,6 +251,22 @@ class Store:
         with self._lock:
             return queries.search(self._db, text, limit)
 
+    def cross_model_results(self) -> list[tuple[str | None, dict]]:
+        """(category letter, crossmodel.CrossModel dict) of every comparison judged, across the history
+        (conversations not deleted): what the homogenization view adds up per category."""
+        import json
+
+        found = []
+        for (metrics,) in self._all("SELECT m.metrics FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+                                    "WHERE c.deleted_by IS NULL AND m.metrics LIKE '%cross_model%'"):
+            try:
+                data = json.loads(metrics)
+            except ValueError:  # a damaged row costs its own figures only
+                continue
+            if isinstance(data, dict) and isinstance(data.get("cross_model"), dict):
+                found.append((data.get("category"), data["cross_model"]))
+        return found
+
     # -- managing --
 
     def rename(self, conversation_id: int, title: str) -> None:

@@ -249,6 +249,9 @@ class TaskdivApp(App):
         yield SystemCommand(
             "Brainstorm variants", f"Generate {self.settings.regenerate.brainstorm_n} variants of the last answer at once",
             chat.action_brainstorm)
+        names = ", ".join(self.settings.compare.backends) or "none: set [compare] backends"
+        yield SystemCommand("Send to all models", f"Send the message to every compare backend ({names}) "
+                            f"({chat.key_for('send_all')})", chat.action_send_all)
         for strategy in STRATEGIES:
             mark = " (current)" if strategy == self.strategy else ""
             yield SystemCommand(f"Strategy: {strategy}{mark}",

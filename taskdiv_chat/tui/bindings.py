@@ -19,6 +19,8 @@ CHAT = [
             tooltip="Regenerate the last answer with the current strategy"),
     Binding("ctrl+g", "brainstorm", "Brainstorm", id="brainstorm",
             tooltip="Generate several variants of the last answer at once"),
+    Binding("f8", "send_all", "Send to all", id="send_all", show=False,
+            tooltip="Send the message to every [compare] backend at once; the answers side by side"),
     Binding("escape", "cancel", "Stop", id="cancel", tooltip="Stop the running answer (the partial answer is kept)"),
     Binding("ctrl+t", "pick_category", "Category", id="pick_category",
             tooltip="Override the category of the last message"),
@@ -79,7 +81,14 @@ SIDEBAR = [
     Binding("ctrl+z", "undo_delete", "Undo delete", id="undo_delete", tooltip="Bring back the last deleted conversation"),
 ]
 
-GROUPS = {"Chat": CHAT, "App": APP, "Message input": PROMPT, "Focused answer": MESSAGE, "Conversation list": SIDEBAR}
+# A focused answer of a comparison.
+COMPARE = [
+    Binding("enter", "choose", "Continue from this", id="compare_choose",
+            tooltip="Continue the conversation from this model's answer"),
+]
+
+GROUPS = {"Chat": CHAT, "App": APP, "Message input": PROMPT, "Focused answer": MESSAGE,
+          "Compared answer": COMPARE, "Conversation list": SIDEBAR}
 
 
 def all_ids() -> set[str]:

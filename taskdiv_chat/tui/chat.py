@@ -8,6 +8,7 @@ workers and shows their events. The service is made after the first paint.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 from textual import on, work
@@ -27,6 +28,7 @@ from ..sanitize import for_display
 from . import bindings, services
 from .bindings import keys_for_id
 from .state import load_state, save_state
+from .widgets.compare import ComparePane, CompareView
 from .widgets.messages import (AssistantMessage, Badge, CategoryChip, ChatLog, Notice, UserMessage, VariantView,
                                code_blocks, model_label)
 from .widgets.prompt import PromptArea, PromptBar
@@ -352,8 +354,8 @@ class ChatScreen(Screen):
             self.answering = False  # also when the flow failed before it showed anything
             await events.aclose()
 
-    async def _show_turn(self, added: TurnAdded) -> AssistantMessage:
-        """The sent message and an empty answer on screen; the input cleared."""
+    async def _show_turn(self, added: TurnAdded, answer=None) -> AssistantMessage:
+        """The sent message and an empty answer (or the given widget) on screen; the input cleared."""
         if added.new_conversation:
             self.app.store.save_draft(None, "")  # the new chat's draft was this message: ctrl+n must not bring it back
             self.sidebar.current_id = added.conversation_id
@@ -364,7 +366,8 @@ class ChatScreen(Screen):
         if (empty := self.chat.query("#empty")):
             await empty.remove()
         user = UserMessage(added.turn_id, added.text, None, id=f"user-{added.turn_id}")
-        answer = AssistantMessage(added.turn_id, [], is_local=self.is_local, id=f"answer-{added.turn_id}")
+        if answer is None:
+            answer = AssistantMessage(added.turn_id, [], is_local=self.is_local, id=f"answer-{added.turn_id}")
         await self.chat.mount_all([user, answer])
         self.chat.anchor()
         self.app.store.save_draft(added.conversation_id, "")
@@ -395,7 +398,7 @@ class ChatScreen(Screen):
         answer.busy = activity if analyze else None  # not the figures of the variant shown before
         answer.refresh_footer()
         if analyze:
-            answer.badge.show_text("…", "pending")
+            answer.show_badge("…", "pending")
         try:
             async for event in events:
                 if isinstance(event, Started):
@@ -462,6 +465,89 @@ class ChatScreen(Screen):
         self.refresh_sidebar()
         if analyze and saved and not any(v.error for v in saved):
             self.measure(answer)
+
+    # --- send to all (compare models) ----------------------------------------------------------
+
+    def action_send_all(self) -> None:
+        """The message in the input to every [compare] backend at once, side by side."""
+        text = self.prompt.full_text
+        names = self.app.settings.compare.backends
+        if not names:
+            self.app.notify("No models to compare: set [compare] backends = [\"local\", \"ollama\"] in the config.",
+                            severity="warning", timeout=5)
+            return
+        if not text.strip():
+            self.app.notify("Type the message to send to every model first.", timeout=3)
+            return
+        if self.answering or self.service is None:
+            self.app.notify(f"An answer is still running: {self.key_for('cancel')} stops it first.",
+                            severity="warning", timeout=3)
+            return
+        self.answering = True
+        self._forget_sent_draft()
+        self.run_worker(self._send_all(text, names), exclusive=True, group="answer")
+
+    async def _send_all(self, text: str, names: list[str]) -> None:
+        from ..diversity.crossmodel import model_label as compare_label
+
+        n = self.app.settings.compare.n
+        events = self.service.compare_turn(text, names, n)
+        view = None
+        ids: list[int] = []
+        try:
+            first = await anext(events)
+            if isinstance(first, NotSent):
+                await self._notice(f"Not sent: this message is about {first.tokens:,} tokens, more than the "
+                                   f"{first.window:,}-token context window of {first.backend}.")
+                return
+            view = CompareView(first.turn_id, id=f"compare-{first.turn_id}")
+            await self._show_turn(first, view)
+            view.badge.show_text(f"{len(names)} models · answering…", "pending")
+            self.status.set_activity(f"answering ({len(names)} models)…")
+            async for event in events:
+                if isinstance(event, Started):
+                    suffix = f" #{event.index % n + 1}" if n > 1 else ""
+                    await view.add_pane(event.index, compare_label(event.backend, event.model) + suffix)
+                elif isinstance(event, Delta):
+                    view.pane(event.index).add(event.text)
+                elif isinstance(event, (VariantSaved, Failed)):
+                    pane = view.pane(event.index) or await view.add_pane(event.index, names[event.index // n])
+                    pane.finish(event.variant, getattr(event, "error", None))
+                    if event.variant is not None:
+                        ids.append(event.variant.id)
+        finally:
+            self.answering = False
+            self.status.set_activity("")
+            await events.aclose()
+            if view is not None:
+                for pane in view.panes:
+                    if pane.variant_id is None and not pane.has_class("-failed"):  # Esc: kept as far as it got
+                        pane.finish(None, "stopped")
+            self.refresh_sidebar()
+        if view is not None and ids:
+            self.measure_compare(view, ids)
+
+    @work(exclusive=True, group="measure")
+    async def measure_compare(self, view, ids: list[int]) -> None:
+        """All the compared answers judged together; the badge says how many models said different things."""
+        view.badge.show_text("judging across models…", "pending")
+        report = await self.service.measure(view.turn_id, ids)
+        if report is None:
+            return
+        if report.cross_model:  # coloured by what the category wants: for A, models disagreeing is the warning
+            report = dataclasses.replace(report, status=report.cross_model["status"],
+                                         badge_text=report.cross_model["badge_text"])
+        view.badge.show_text(report.badge_text, services.badge_status(report))
+
+    @on(ComparePane.Chosen)
+    def _compare_chosen(self, event: ComparePane.Chosen) -> None:
+        event.stop()
+        view = event.pane.parent.parent
+        self.service.show_variant(view.turn_id, event.pane.variant_id)
+        for pane in view.panes:
+            pane.set_class(pane is event.pane, "-chosen")
+        self.app.notify(f"Continuing from {for_display(event.pane.label)}'s answer.", timeout=3)
+        self.prompt.area.focus()
 
     def action_cancel(self) -> None:
         if self.answering:
@@ -547,16 +633,16 @@ class ChatScreen(Screen):
         elif isinstance(event, Measuring):
             answer = self.answer_for(event.turn_id)
             if answer is not None:
-                answer.badge.show_text(services.pending_badge(event.quick), "pending")
+                answer.show_badge(services.pending_badge(event.quick), "pending")
         elif isinstance(event, Measured):
             answer = self.answer_for(event.turn_id)
             if answer is not None:
-                answer.badge.show_text(services.badge_label(event.report), services.badge_status(event.report))
+                answer.show_badge(services.badge_label(event.report), services.badge_status(event.report))
                 self.post_message(BadgeDone(answer, event.report))
         elif isinstance(event, Failed) and event.stage == "measure":
             answer = self.answer_for(event.turn_id)
             if answer is not None:
-                answer.badge.show_text(f"diversity failed: {event.error}", "bad")
+                answer.show_badge(f"diversity failed: {event.error}", "bad")
         elif isinstance(event, Failed) and event.stage == "classify":
             self.app.notify(for_display(f"classification failed: {event.error}"), severity="warning")
 
@@ -647,7 +733,7 @@ class ChatScreen(Screen):
         """Generic metrics first (seconds), then the judge's functional verdict (Measuring, Measured events);
         async, so a newer regenerate cancels it."""
         if not services.models_ready():
-            answer.badge.show_text("warming up models…", "pending")
+            answer.show_badge("warming up models…", "pending")
         await self.service.measure(answer.turn_id)
 
     @on(Badge.Pressed)
@@ -656,9 +742,9 @@ class ChatScreen(Screen):
         self.show_detail(event.turn_id)
 
     def action_badge_detail(self) -> None:
-        answer = self.last_answer()
-        if answer is not None:
-            self.show_detail(answer.turn_id)
+        turn = self.service.turn() if self.service else None  # the last turn: an answer or a comparison
+        if turn is not None:
+            self.show_detail(turn.user.id)
 
     def show_detail(self, turn_id: int) -> None:
         from .screens.diversity import DetailScreen
@@ -681,7 +767,8 @@ class ChatScreen(Screen):
             return
         conv = self.service.reload()
         answer = self.last_answer()
-        self.app.push_screen(HomogenizationScreen(conv, answer.turn_id if answer else None))
+        self.app.push_screen(HomogenizationScreen(conv, answer.turn_id if answer else None,
+                                                  self.app.store.cross_model_results()))
 
     # --- clipboard ------------------------------------------------------------------------------
 

@@ -75,6 +75,15 @@ class DetailScreen(ModalScreen):
                     first = variants[group[0]].text if group[0] < len(variants) else ""
                     yield Static(Content.assemble((f" {k + 1} ", f"bold #ffffff on {GROUP_COLORS[k % len(GROUP_COLORS)]}"),
                                                   f" answers {members}: {_preview(first)}"))
+                if report.cross_model:  # a comparison: which models said the same thing
+                    cross = report.cross_model
+                    yield Static(_shown(f"Across models: {cross['badge_text']} — {cross['reason']}"),
+                                 classes=f"section {cross['status']}")
+                    for k, labels in enumerate(cross["groups"]):
+                        yield Static(Content.assemble((f" {k + 1} ", f"bold #ffffff on {GROUP_COLORS[k % len(GROUP_COLORS)]}"),
+                                                      " " + for_display(", ".join(labels))))
+                    yield Static(_shown(f"pairs of answers from different models that were functionally the same: "
+                                        f"{cross['same_pairs']} of {cross['pairs']}"))
                 if report.newest_is_new is not None:
                     newest = report.n
                     text = (f"answer {newest} (newest) is functionally new" if report.newest_is_new else
@@ -140,12 +149,13 @@ class HomogenizationScreen(ModalScreen):
     HomogenizationScreen #columns { height: 1fr; }
     HomogenizationScreen .column { width: 1fr; border: round $panel; padding: 0 1; }
     HomogenizationScreen .column-head { text-style: bold; color: #ffffff; padding: 0 1; }
-    HomogenizationScreen #novelty { height: auto; max-height: 12; margin-top: 1; }
+    HomogenizationScreen #novelty, HomogenizationScreen #overlap { height: auto; max-height: 12; margin-top: 1; }
     """)
 
-    def __init__(self, conversation, turn_id: int | None) -> None:
+    def __init__(self, conversation, turn_id: int | None, cross_model: list | None = None) -> None:
         super().__init__()
         self.conversation = conversation
+        self.cross_model = cross_model or []  # (letter, CrossModel dict) of every comparison in the history
         self.turn = next((t for t in conversation.turns if t.user.id == turn_id), None)
 
     def compose(self) -> ComposeResult:
@@ -175,6 +185,9 @@ class HomogenizationScreen(ModalScreen):
             yield Static("Regeneration in this conversation: how often a regenerated answer was functionally new",
                          classes="title")
             yield DataTable(id="novelty", cursor_type="row", zebra_stripes=True)
+            yield Static("Across models, whole history: how often two models gave the same answer",
+                         classes="title")
+            yield DataTable(id="overlap", cursor_type="row", zebra_stripes=True)
             yield Static("Esc closes", classes="hint")
 
     def on_mount(self) -> None:
@@ -187,6 +200,17 @@ class HomogenizationScreen(ModalScreen):
             table.add_row(name, stats["turns"], stats["regenerations"], stats["new"], share)
         if not table.row_count:
             table.add_row("no measured regenerations yet", "", "", "", "")
+        from ...diversity.crossmodel import overlap
+
+        table = self.query_one("#overlap", DataTable)
+        table.add_columns("category", "comparisons", "model pairs", "functionally same", "overlap")
+        for letter, stats in overlap(self.cross_model).items():
+            category = taxonomy.get(letter)
+            name = f"{category.letter} {category.short}" if category else "other"
+            share = f"{stats['same'] / stats['pairs']:.0%}" if stats["pairs"] else "—"
+            table.add_row(name, stats["comparisons"], stats["pairs"], stats["same"], share)
+        if not table.row_count:
+            table.add_row(f"none yet ({bindings.keys_for_id(self.app, 'send_all')}: send to all)", "", "", "", "")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -303,6 +303,11 @@ class AssistantMessage(Vertical, can_focus=True):
     def badge(self) -> Badge:
         return self.query_one(Badge)
 
+    def show_badge(self, text: str, status: str) -> None:
+        """Show on the badge, if the answer still has one: a measurement may end after the answer was pruned."""
+        for badge in self.query(Badge):
+            badge.show_text(text, status)
+
     async def add_variant(self, variant: VariantView, streaming: bool = True) -> None:
         """A new variant: it becomes the shown one (streamed into when `streaming`)."""
         self.variants.append(variant)
