@@ -33,7 +33,7 @@ async def test_send_streams_markdown_answer_and_stores_it(fake_server, fake_back
         assert answer.current.text == reply
         # rendered as Markdown: a list and a code fence, not raw text
         assert answer.query("MarkdownBulletList") and answer.query("MarkdownFence")
-        meta = str(answer.query_one("#meta").render())
+        meta = answer.meta_text
         assert "fake · test-model" in meta and "tok" in meta
         assert app.screen.prompt.area.text == ""
         conv = store_of(app).load_conversation(app.screen.conversation_id)
@@ -155,11 +155,17 @@ async def test_search_export_rename_delete(fake_server, fake_backend_settings, i
         await pilot.press("enter", "enter")  # to the list, open the hit
         await wait_for(pilot, lambda: app.screen.conversation_id == first, what="open hit")
         assert "penguins" in app.screen.last_answer().current.text
-        # export
+        # export, to the default path the dialog offers
         await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
         exported = list((isolated_dirs / "data" / "exports").glob("*.md"))
         assert len(exported) == 1 and "An answer about penguins." in exported[0].read_text()
         app.screen.action_export("json")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
         data = json.loads(next((isolated_dirs / "data" / "exports").glob("*.json")).read_text())
         assert data["messages"][0]["text"] == "penguins please"
         # rename
@@ -211,9 +217,9 @@ async def test_keymap_remaps_by_binding_id_and_help_lists_it(fake_server, fake_b
         await pilot.press("f1")
         await pilot.pause()
         table = app.screen.query_one("DataTable")
-        rows = [table.get_row_at(i) for i in range(table.row_count)]
-        assert ["Chat", "f9", "Regenerate the last answer with the current strategy", "regenerate"] in \
-            [[str(c) for c in row] for row in rows]
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        row = rows.index(["f9", "Regenerate the last answer with the current strategy", "regenerate"])
+        assert next(r for r in reversed(rows[:row]) if r[1:] == ["", ""]) == ["Chat", "", ""]  # its place
 
 
 async def test_draft_survives_restart(fake_server, fake_backend_settings):
@@ -435,3 +441,57 @@ def test_unknown_textual_version_falls_back_to_stock_markdown():
 
     assert compat.known() and compat.markdown_widget() is FastMarkdown
     assert not compat.known("99.0.0") and compat.markdown_widget("99.0.0") is Markdown
+
+
+async def test_export_asks_where_and_shows_a_bad_folder_in_the_dialog(fake_server, fake_backend_settings,
+                                                                      isolated_dirs):
+    fake_server.responder = Script(["An answer about penguins."])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await send(pilot, "penguins please")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        field = app.screen.query_one("#path")
+        default = isolated_dirs / "data" / "exports" / f"penguins-please-{app.screen_stack[0].conversation_id}.md"
+        assert field.value == str(default)
+        missing = isolated_dirs / "no-such-folder" / "chat.md"
+        field.value = str(missing)
+        await pilot.press("enter")
+        await pilot.pause()
+        error = app.screen.query_one("#error")
+        assert error.has_class("-shown") and "no such folder" in str(error.render())
+        assert app.screen.query_one("#path").value == str(missing)  # still there to correct
+        field.value = str(isolated_dirs / "chat.txt")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert ".md or .json" in str(error.render()) and not (isolated_dirs / "chat.txt").exists()
+        chosen = isolated_dirs / "chat.json"
+        field.value = str(chosen)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not app.screen.query("#path")  # the dialog closed
+        assert json.loads(chosen.read_text())["messages"][1]["text"] == "An answer about penguins."
+        assert chosen.stat().st_mode & 0o777 == 0o600
+        assert not missing.parent.exists() and not default.exists()
+
+
+async def test_pastes_into_search_and_rename_lose_their_escape_sequences(fake_server, fake_backend_settings):
+    fake_server.responder = Script(["An answer."])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await send(pilot, "hello")
+        await pilot.press("ctrl+f")
+        search = app.screen.sidebar.query_one("#search")
+        assert search.has_focus
+        search.post_message(events.Paste("pen\x1b[31mguin\x1b]0;pwned\x07\x00"))
+        await pilot.pause()
+        assert search.value == "penguin"
+        app.screen.action_rename()
+        await pilot.pause()
+        rename = app.screen.query_one("#value")
+        await pilot.press("ctrl+u")
+        rename.post_message(events.Paste("\x1b[2JBirds\x1b[1;1H\x07"))
+        await pilot.pause()
+        assert rename.value == "Birds"

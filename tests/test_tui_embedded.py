@@ -22,7 +22,7 @@ async def test_embedded_model_answers_regenerates_and_measures():
         assert "config init" in str(screen.status.query_one("#hint").render())
         answer = await send(pilot, "Write a two-line poem about the sea.")
         assert answer.current.text.strip() and not answer.current.error
-        assert "local · SmolLM2-135M (demo quality)" in str(answer.query_one("#meta").render())
+        assert "local · SmolLM2-135M (demo quality)" in answer.meta_text
         user = screen.chat.query("UserMessage").last()
         await wait_for(pilot, lambda: user.chip.letter is not None, timeout=120, what="local classification")
         category = app.store.load_conversation(screen.conversation_id).turns[0].user.category

@@ -920,15 +920,21 @@ class ChatScreen(Screen):
         self.refresh_sidebar()
 
     def action_export(self, fmt: str = "markdown") -> None:
-        if self.conversation_id is None:
+        from .screens.dialogs import ExportPrompt
+
+        conversation_id = self.conversation_id
+        if conversation_id is None:
             self.app.notify("Nothing to export yet.", timeout=3)
             return
-        try:
-            path = services.export(self.app.store, self.conversation_id, fmt, data_dir() / "exports")
-        except OSError as exc:
-            self.app.notify(f"Export failed: {exc}", title="Export", severity="error", timeout=8)
-            return
-        self.app.notify(f"Exported to {path}", title="Export", timeout=8)
+        folder = data_dir() / "exports"
+        default = services.default_export_path(self.app.store, conversation_id, fmt, folder)
+
+        def exported(path) -> None:  # the written path, or None when cancelled
+            if path is not None:
+                self.app.notify(f"Exported to {for_display(str(path))}", title="Export", timeout=8)
+
+        self.app.push_screen(ExportPrompt(default, lambda path: services.export(
+            self.app.store, conversation_id, path, folder)), exported)
 
     # --- drafts, context -------------------------------------------------------------------------
 

@@ -16,16 +16,31 @@ from pathlib import Path
 
 from ..paths import private_dir, write_private
 
-def export(store, conversation_id: int, fmt: str, folder: Path) -> Path:
-    """Write the conversation to folder/<title>-<id>.md|.json and return the path."""
+EXPORT_FORMATS = {".md": "markdown", ".json": "json"}
+
+
+def default_export_path(store, conversation_id: int, fmt: str, folder: Path) -> Path:
+    """folder/<title>-<id>.md|.json"""
     conv = store.load_conversation(conversation_id)
     slug = re.sub(r"[^\w-]+", "-", conv.title.lower()).strip("-")[:40] or "conversation"
-    private_dir(folder)
+    return folder / f"{slug}-{conversation_id}{'.json' if fmt == 'json' else '.md'}"
+
+
+def export(store, conversation_id: int, path: Path, default_folder: Path) -> Path:
+    """Write the conversation to `path` (0600), in the format its suffix names; the default
+    folder is created when missing, any other folder must exist. Raises ValueError or OSError
+    with a message for the user."""
+    path = path.expanduser()
+    fmt = EXPORT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"the file name must end in {' or '.join(EXPORT_FORMATS)}")
+    if path.parent == default_folder:
+        private_dir(default_folder)
+    elif not path.parent.is_dir():
+        raise ValueError(f"no such folder: {path.parent}")
     if fmt == "json":
-        path = folder / f"{slug}-{conversation_id}.json"
         write_private(path, json.dumps(store.export_json(conversation_id), ensure_ascii=False, indent=1))
     else:
-        path = folder / f"{slug}-{conversation_id}.md"
         write_private(path, store.export_markdown(conversation_id))
     return path
 

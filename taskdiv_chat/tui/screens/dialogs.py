@@ -1,6 +1,8 @@
-"""Small modal screens: help, category picker, text prompt (rename), choice list (code blocks)."""
+"""Small modal screens: help, category picker, text prompt (rename), export path, choice list (code blocks)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
@@ -14,6 +16,7 @@ from textual.widgets.option_list import Option
 from ... import taxonomy
 from ...sanitize import for_display
 from .. import bindings, compat
+from ..widgets.prompt import CleanInput
 
 _CLOSE = [Binding("escape", "dismiss_none", "Close", id="close_dialog", show=False)]
 
@@ -36,12 +39,15 @@ class _Dialog(ModalScreen):
 
 
 class HelpScreen(_Dialog):
-    """Every key binding, after the user's [ui.keymap] is applied."""
+    """Every key binding, after the user's [ui.keymap] is applied: keys, what they do (wrapped to
+    the width left), binding id; one heading row per place."""
 
     DEFAULT_CSS = dialog_css("HelpScreen", """
-    HelpScreen > Vertical { max-width: 110; height: 90%; }
+    HelpScreen > Vertical { width: 96%; max-width: 110; height: 90%; }
     HelpScreen DataTable { height: 1fr; }
     """)
+
+    KEYS_WIDTH = 16  # longer key lists wrap
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -50,15 +56,30 @@ class HelpScreen(_Dialog):
             yield Static("ctrl+p opens the command palette with every action · Esc closes", classes="hint")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("where", "keys", "action", "id")
-        keymap = compat.keymap(self.app)
-        for group, group_bindings in bindings.GROUPS.items():
-            for binding in group_bindings:
-                table.add_row(group, bindings.keys_for(binding, keymap),
-                              binding.tooltip or binding.description, binding.id)
-        table.focus()
+        self.query_one(DataTable).focus()
 
+    def on_resize(self) -> None:
+        table = self.query_one(DataTable)
+        width = table.content_region.width - table.styles.scrollbar_size_vertical  # the list is taller than the box
+        if width <= 0:
+            return
+        keymap = compat.keymap(self.app)
+        rows = [(bindings.keys_for(b, keymap), b.tooltip or b.description, b.id or "", group)
+                for group, group_bindings in bindings.GROUPS.items() for b in group_bindings]
+        keys_width = min(self.KEYS_WIDTH, max(len(keys) for keys, *_ in rows))
+        id_width = max(len(binding_id) for _, _, binding_id, _ in rows)
+        padding = 2 * table.cell_padding * 3
+        action_width = max(12, width - keys_width - id_width - padding)
+        table.clear(columns=True)
+        table.add_column("keys", width=keys_width)
+        table.add_column("action", width=action_width)
+        table.add_column("id", width=id_width)
+        shown_group = None
+        for keys, action, binding_id, group in rows:
+            if group != shown_group:
+                table.add_row(Content.styled(group, "bold $accent"), "", "")
+                shown_group = group
+            table.add_row(keys, action, binding_id, height=None)
 
 class CategoryPicker(_Dialog):
     """Pick a category (or "other") for a turn; returns the letter, "other", or None when cancelled."""
@@ -109,12 +130,46 @@ class TextPrompt(_Dialog):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Content(self.title_text), classes="title")
-            yield Input(for_display(self.value), id="value")
+            yield CleanInput(for_display(self.value), id="value")
             yield Static("Enter saves · Esc cancels", classes="hint")
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
+
+
+class ExportPrompt(_Dialog):
+    """Ask where to export, prefilled with the default path; `write(path)` does the export and
+    returns the written path. A failure is shown here, with the path kept for correcting;
+    dismisses with the written path, or None when cancelled."""
+
+    DEFAULT_CSS = dialog_css("ExportPrompt", """
+    ExportPrompt #error { color: $error; height: auto; display: none; }
+    ExportPrompt #error.-shown { display: block; }
+    """)
+
+    def __init__(self, default: Path, write) -> None:
+        super().__init__()
+        self.default = default
+        self.write = write
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Export conversation to (.md: Markdown, .json: every branch)", classes="title")
+            yield CleanInput(for_display(str(self.default)), id="path")
+            yield Static(id="error")
+            yield Static("Enter writes (a file only you can read) · Esc cancels", classes="hint")
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        error = self.query_one("#error", Static)
+        try:
+            path = self.write(Path(event.value.strip()))
+        except (OSError, ValueError) as exc:
+            error.update(Content(for_display(f"Not exported: {exc}")))
+            error.add_class("-shown")
+            return
+        self.dismiss(path)
 
 
 class ChoiceList(_Dialog):

@@ -203,6 +203,9 @@ class VariantNav(Static):
         self.post_message(self.Step(self, -1 if event.x < self.size.width // 2 else 1))
 
 
+MODEL_MIN_WIDTH = 24  # below this the footer's navigator and badge go to a line of their own
+
+
 class AssistantMessage(Vertical, can_focus=True):
     """One answer (the active variant of a turn) with its footer."""
 
@@ -210,8 +213,14 @@ class AssistantMessage(Vertical, can_focus=True):
     DEFAULT_CSS = """
     AssistantMessage { height: auto; margin: 1 1 0 1; padding: 0 0; }
     AssistantMessage:focus { background: $boost; }
-    AssistantMessage #footer { height: 1; padding: 0 1; }
-    AssistantMessage #meta { width: 1fr; height: 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+    AssistantMessage #footer { height: auto; padding: 0 1; }
+    AssistantMessage #footer.-stacked { layout: vertical; }
+    AssistantMessage #info { width: 1fr; height: 1; }
+    AssistantMessage #marks { width: auto; height: 1; }
+    AssistantMessage #footer.-stacked #marks { width: 1fr; height: auto; }
+    AssistantMessage #footer.-stacked Badge { width: 1fr; height: auto; }
+    AssistantMessage #model { width: auto; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+    AssistantMessage #figures { width: auto; color: $text-muted; text-wrap: nowrap; }
     AssistantMessage #cutoff { width: auto; color: $warning; margin-left: 1; }
     AssistantMessage #error-box { height: auto; display: none; padding: 0 1; }
     AssistantMessage #error-box.-shown { display: block; }
@@ -256,14 +265,19 @@ class AssistantMessage(Vertical, can_focus=True):
             yield Static(id="error-text")
             yield Button(f"Retry ({bindings.keys_for_id(self.app, 'retry', first=True)})", id="retry",
                          variant="warning", compact=True)
+        # The model name is what gets cut when the line is short; the figures stay whole, and the
+        # navigator and badge move to a line of their own when they would not fit beside them.
         with Horizontal(id="footer"):
-            yield Static(id="meta")
-            yield Static(id="cutoff")
-            yield VariantNav(id="nav")
-            yield Badge(self.turn_id, id="badge")
+            with Horizontal(id="info"):
+                yield Static(id="model")
+                yield Static(id="figures")
+                yield Static(id="cutoff")
+            with Horizontal(id="marks"):
+                yield VariantNav(id="nav")
+                yield Badge(self.turn_id, id="badge")
 
     def on_mount(self) -> None:
-        if not self.query("#meta"):  # a quit pruned the children before this Mount was handled
+        if not self.query("#model"):  # a quit pruned the children before this Mount was handled
             return
         self.refresh_footer()
         if self.initial_badge:
@@ -279,6 +293,11 @@ class AssistantMessage(Vertical, can_focus=True):
     def body(self):
         """The AnswerBody (widgets/answer_body.py)."""
         return self.query_one("AnswerBody")
+
+    @property
+    def meta_text(self) -> str:
+        """The footer's model and figures as shown (before any cut for width)."""
+        return "".join(str(self.query_one(name, Static).render()) for name in ("#model", "#figures"))
 
     @property
     def badge(self) -> Badge:
@@ -308,12 +327,13 @@ class AssistantMessage(Vertical, can_focus=True):
 
     def refresh_footer(self) -> None:
         variant = self.current
-        meta, cutoff = "", ""
+        model, figures, cutoff = "", "", ""
         error = None
         if self.busy:
-            meta = self.busy
+            model = self.busy
         elif variant is not None:
-            parts = [model_label(variant.backend, variant.model, self.is_local)]
+            model = model_label(variant.backend, variant.model, self.is_local)
+            parts = []
             if variant.tokens is not None:
                 parts.append(f"{variant.tokens} tok")
             if variant.seconds is not None:
@@ -322,16 +342,38 @@ class AssistantMessage(Vertical, can_focus=True):
                 parts.append(variant.strategy)
             if self.streaming:
                 parts.append("…")
-            meta = " · ".join(parts)
+            figures = "".join(f" · {part}" for part in parts)
             cutoff = cutoff_label(variant.finish_reason)
             error = variant.error
-        self.query_one("#meta", Static).update(Content(for_display(meta)))
+        self.query_one("#model", Static).update(Content(for_display(model)))
+        self.query_one("#figures", Static).update(Content(for_display(figures)))
         self.query_one("#cutoff", Static).update(cutoff)
         box = self.query_one("#error-box")
         box.set_class(bool(error), "-shown")
         if error:
             self.query_one("#error-text", Static).update(Content(for_display(f"⚠ {error}")))
         self.query_one(VariantNav).set_position(self.index, len(self.variants))
+        self.call_after_refresh(self._fit_footer)
+
+    def _fit_footer(self) -> None:
+        """Stack the navigator and badge under the figures when one line cannot hold them all,
+        and cut the model name to what is left of its line."""
+        footer = self.query_one("#footer")
+        width = footer.content_size.width
+        if not width:
+            return
+
+        def used(selector: str) -> int:
+            return sum(widget.get_content_width(footer.size, footer.size) + widget.styles.gutter.width
+                       + widget.styles.margin.width for widget in self.query(selector) if widget.display)
+
+        figures, marks = used("#figures, #cutoff"), used("#nav, #badge")
+        stacked = MODEL_MIN_WIDTH + figures + marks > width
+        footer.set_class(stacked, "-stacked")
+        self.query_one("#model").styles.max_width = max(1, width - figures - (0 if stacked else marks))
+
+    def on_resize(self) -> None:
+        self._fit_footer()
 
     # --- actions -----------------------------------------------------------------------------
 

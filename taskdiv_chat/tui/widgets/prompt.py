@@ -12,7 +12,7 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Static, TextArea
+from textual.widgets import Button, Input, Static, TextArea
 
 from ...sanitize import for_input
 from .. import bindings
@@ -23,6 +23,15 @@ ATTACH_OVER_CHARS = 16_000  # above this a paste becomes an attachment
 def clean_text(text: str) -> str:
     """Line ends to \\n, whole escape sequences and other control characters (NUL, bells) removed; tabs kept."""
     return for_input(text)
+
+
+class CleanInput(Input):
+    """A one-line input whose pastes are cleaned like the message input's (no escape sequences)."""
+
+    def _on_paste(self, event: events.Paste) -> None:
+        event.prevent_default()  # Input's own handler would insert the raw text as well
+        super()._on_paste(events.Paste(clean_text(event.text)))
+        event.stop()
 
 
 class PromptArea(TextArea):

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, ListItem, ListView
 
 from ...sanitize import for_display
 from .. import bindings
+from .prompt import CleanInput
 
 
 def _age(ts: float) -> str:
@@ -84,7 +85,7 @@ class Sidebar(Vertical):
     def compose(self) -> ComposeResult:
         keys = lambda binding_id: bindings.keys_for_id(self.app, binding_id, first=True)  # noqa: E731
         yield Button(f"+ New chat ({keys('new_conversation')})", id="new", compact=True)
-        yield Input(placeholder=f"search ({keys('search')})", id="search", compact=True)
+        yield CleanInput(placeholder=f"search ({keys('search')})", id="search", compact=True)
         yield Label("recent", id="list-label")
         yield ListView(id="conversations")
 
