@@ -41,9 +41,13 @@ def usable(variants) -> list:
 
 
 def judged(turn, variant_ids: list[int] | None = None) -> list:
-    """The answers `measure` judges, in the report's order: a turn's usable ones (or those of `variant_ids`)."""
+    """The answers `measure` judges, in the report's order: a turn's usable ones, or those of `variant_ids`
+    in the order given (a comparison's, backend by backend, whichever answer arrived first)."""
     variants = usable(turn.variants) if turn else []
-    return variants if variant_ids is None else [v for v in variants if v.id in set(variant_ids)]
+    if variant_ids is None:
+        return variants
+    by_id = {v.id: v for v in variants}
+    return [by_id[i] for i in variant_ids if i in by_id]
 
 
 # --- events -------------------------------------------------------------------------------------

@@ -62,7 +62,9 @@ def settings_for(fake_backend_settings, servers, names) -> Settings:
 
 async def run_compare(service, names, n=1, strategy=None):
     events = [e async for e in service.compare_turn(PROMPT, names, n=n, strategy=strategy)]
-    ids = [e.variant.id for e in events if isinstance(e, (VariantSaved, Failed)) and e.variant is not None]
+    ended = sorted((e.index, e.variant.id) for e in events
+                   if isinstance(e, (VariantSaved, Failed)) and e.variant is not None)
+    ids = [variant_id for _, variant_id in ended]  # comparison order: the report's groups don't depend on timing
     report = await service.measure(events[0].turn_id, ids)
     return events, report
 

@@ -134,7 +134,7 @@ async def _compare(args, settings, names: list[str], prompt: str, out) -> int:
                         lines.end(event.index, f"✗ {event.error}" if isinstance(event, Failed) else "")
             letter = await service.category(turn_id)
             category = service.turn(turn_id).user.category or {"letter": letter}
-            ids = [a["variant_id"] for a in answers.values() if a.get("variant_id") is not None]
+            ids = [answers[i]["variant_id"] for i in sorted(answers) if answers[i].get("variant_id") is not None]
             order = judged(service.turn(turn_id), ids)  # the report's order (measure re-reads the tree after)
             report = await service.measure(turn_id, ids)
         finally:

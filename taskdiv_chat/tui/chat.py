@@ -493,7 +493,7 @@ class ChatScreen(Screen):
         n = self.app.settings.compare.n
         events = self.service.compare_turn(text, names, n)
         view = None
-        ids: list[int] = []
+        ids: dict[int, int] = {}  # comparison index -> variant id
         try:
             first = await anext(events)
             if isinstance(first, NotSent):
@@ -514,7 +514,7 @@ class ChatScreen(Screen):
                     pane = view.pane(event.index) or await view.add_pane(event.index, names[event.index // n])
                     pane.finish(event.variant, getattr(event, "error", None))
                     if event.variant is not None:
-                        ids.append(event.variant.id)
+                        ids[event.index] = event.variant.id
         finally:
             self.answering = False
             self.status.set_activity("")
@@ -525,7 +525,7 @@ class ChatScreen(Screen):
                         pane.finish(None, "stopped")
             self.refresh_sidebar()
         if view is not None and ids:
-            self.measure_compare(view, ids)
+            self.measure_compare(view, [ids[i] for i in sorted(ids)])
 
     @work(exclusive=True, group="measure")
     async def measure_compare(self, view, ids: list[int]) -> None:
