@@ -313,7 +313,7 @@ class ConversationService:
 
     def show_variant(self, turn_id: int, variant_id: int) -> None:
         """Show this answer at its turn; the path continues from it."""
-        self.store.set_active_variant(turn_id, variant_id)
+        self.save(self.store.set_active_variant, turn_id, variant_id)
         self.reload()
 
     def _remember(self, turn_id: int, writer, text: str, strategy: str, backend: Backend, params: dict | None,
@@ -480,7 +480,7 @@ class ConversationService:
 
     def set_override(self, turn_id: int, letter: str | None) -> None:
         """The user's category for a turn; it wins over the classifier from now on."""
-        self.store.set_category_override(turn_id, letter)
+        self.save(self.store.set_category_override, turn_id, letter)
         turn = self.turn(turn_id)
         if turn is not None:
             category = taxonomy.get(letter) if letter else None

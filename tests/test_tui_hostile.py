@@ -305,6 +305,34 @@ async def test_a_sent_message_does_not_come_back_in_a_new_chat(fake_server, fake
         assert app.store.load_draft(None) == ""
 
 
+async def test_a_locked_database_is_told_not_a_crash_and_the_typed_text_stays(fake_server, fake_backend_settings):
+    import sqlite3
+
+    fake_server.responder = Script(["ok"])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        await send(pilot, "first message")
+        conversation = screen.conversation_id
+        app.store._db.execute("PRAGMA busy_timeout = 50")  # the real 10 s wait, shortened for the test
+        locker = sqlite3.connect(app.store.path, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # another instance holds the file
+        try:
+            screen.prompt.area.focus()
+            await pilot.press(*"typed while locked")
+            await pilot.pause(DRAFT_DELAY + 0.3)  # the draft save meets the lock
+            screen._delete(conversation)
+            await pilot.pause(0.2)
+            told = [n.message for n in app._notifications if n.message.startswith("Not saved")]
+            assert len(told) >= 2 and all("locked" in m for m in told)
+            assert app.return_code is None and screen.prompt.area.text == "typed while locked"
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert [c.id for c in app.store.list_conversations()] == [conversation]  # the delete did not happen
+
+
 async def test_text_of_a_stalled_stream_is_shown_before_it_ends(fake_server, fake_backend_settings):
     words = "Some words arrive and then the server goes quiet for a long time"
     fake_server.responder = Script([Reply(words, fault="never-end", fault_after=len(words.split()))])

@@ -23,7 +23,8 @@ from .. import config, taxonomy
 from ..capability import capability_hint
 from ..config import data_dir
 from ..conversation import (Classified, ConversationService, Delta, Failed, Measured, Measuring, NotSent, Started,
-                            StoreProblem, TurnAdded, VariantSaved, Waiting, count_tokens, title_for, usable)
+                            StoreProblem, TurnAdded, VariantSaved, Waiting, count_tokens, store_errors, title_for,
+                            usable)
 from ..sanitize import for_display
 from . import bindings, services
 from .bindings import keys_for_id
@@ -357,7 +358,7 @@ class ChatScreen(Screen):
     async def _show_turn(self, added: TurnAdded, answer=None) -> AssistantMessage:
         """The sent message and an empty answer (or the given widget) on screen; the input cleared."""
         if added.new_conversation:
-            self.app.store.save_draft(None, "")  # the new chat's draft was this message: ctrl+n must not bring it back
+            self._write(self.app.store.save_draft, None, "")  # the new chat's draft was this message: ctrl+n must not bring it back
             self.sidebar.current_id = added.conversation_id
             save_state(last_conversation=added.conversation_id)
             self.sub_title = for_display(title_for(added.text))
@@ -370,7 +371,7 @@ class ChatScreen(Screen):
             answer = AssistantMessage(added.turn_id, [], is_local=self.is_local, id=f"answer-{added.turn_id}")
         await self.chat.mount_all([user, answer])
         self.chat.anchor()
-        self.app.store.save_draft(added.conversation_id, "")
+        self._write(self.app.store.save_draft, added.conversation_id, "")
         if added.dropped:
             self.app.notify(f"{added.dropped} older message(s) left out to fit the context window.", timeout=5)
         return answer
@@ -889,7 +890,8 @@ class ChatScreen(Screen):
         def renamed(title: str | None) -> None:
             if not title:
                 return
-            self.app.store.rename(conversation_id, title)
+            if not self._write(self.app.store.rename, conversation_id, title):
+                return
             if conversation_id == self.conversation_id:
                 self.sub_title = for_display(title)
             self.refresh_sidebar()
@@ -902,7 +904,8 @@ class ChatScreen(Screen):
     def _delete(self, conversation_id: int | None) -> None:
         if conversation_id is None:
             return
-        self.app.store.delete(conversation_id)
+        if not self._write(self.app.store.delete, conversation_id):
+            return
         self._last_deleted = conversation_id
         keys = keys_for_id(self.app, "undo_delete")
         self.app.notify(f"Conversation deleted. Undo: {keys} in the conversation list, or the palette.", timeout=6)
@@ -914,7 +917,8 @@ class ChatScreen(Screen):
     def undo_delete(self) -> None:
         if self._last_deleted is None:
             return
-        self.app.store.undo_delete(self._last_deleted)
+        if not self._write(self.app.store.undo_delete, self._last_deleted):
+            return
         self.app.notify("Conversation restored.", timeout=3)
         self._last_deleted = None
         self.refresh_sidebar()
@@ -954,7 +958,17 @@ class ChatScreen(Screen):
         store = self.app.store
         bars = self.query(PromptBar)
         if store is not None and bars and self._draft_restored:
-            store.save_draft(self.conversation_id, bars.first().full_text)
+            self._write(store.save_draft, self.conversation_id, bars.first().full_text)
+
+    def _write(self, write, *args) -> bool:
+        """A store write the user asked for (draft, rename, delete): a locked or read-only database is told
+        in a notification, never a crash; the text stays in the input."""
+        try:
+            write(*args)
+            return True
+        except store_errors() as exc:
+            self.app.notify(for_display(f"Not saved: {exc}"), severity="error", timeout=6)
+            return False
 
     @work(exclusive=True, group="context")
     async def update_context(self) -> None:
