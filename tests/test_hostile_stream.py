@@ -159,3 +159,10 @@ async def test_header_value_echoed_in_an_error_is_redacted(fake_server, make_bac
         await collect(make_backend(headers={"X-Token": "tok-secret-42"}), USER)
     assert "tok-secret-42" not in str(caught.value)
     assert "[redacted]" in str(caught.value)
+
+
+async def test_an_ordinary_header_value_stays_readable_in_an_error(fake_server, make_backend):
+    fake_server.responder = lambda body: Reply(error=(400, {"error": {"message": "unknown app myapp"}}))
+    with pytest.raises(Exception) as caught:
+        await collect(make_backend(headers={"X-Title": "myapp"}), USER)
+    assert "unknown app myapp" in str(caught.value)  # X-Title is not a credential: same rule as the store's

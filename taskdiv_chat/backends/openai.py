@@ -17,7 +17,7 @@ from typing import AsyncIterator
 import httpx
 
 from ..config import BackendConfig
-from ..redact import Redactor
+from ..redact import Redactor, is_secret_header
 from .base import (
     AnswerTooLargeError,
     AuthError,
@@ -57,7 +57,7 @@ class OpenAIBackend:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         # Error bodies and exception messages may echo the key or a header: never shown as they came.
-        self._redactor = Redactor((key or "", *config.headers.values()))
+        self._redactor = Redactor((key or "", *(v for n, v in config.headers.items() if is_secret_header(n))))
         self._client = httpx.AsyncClient(
             base_url=self.base_url + "/",
             headers=headers,
