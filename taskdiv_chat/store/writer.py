@@ -45,13 +45,16 @@ class VariantWriter:
     def text(self) -> str:
         return "".join(self._parts)
 
-    def append(self, text_delta: str) -> None:
+    def append(self, text_delta: str, flush: bool = True) -> None:
+        """Add streamed text; flush False: only hold it (the store fails: a later flush() or finish() writes it)."""
         if not text_delta:
             return
         with self._lock:
             if self.finished:
                 raise StoreError(f"variant {self.variant_id} is already finished")
             self._parts.append(text_delta)
+            if not flush:
+                return
             wait = FLUSH_INTERVAL - (time.monotonic() - self._last_flush)
             if wait <= 0:
                 self._flush_locked()
