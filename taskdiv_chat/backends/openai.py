@@ -84,15 +84,14 @@ class OpenAIBackend:
                 body["stream_options"] = {"include_usage": True}
         return body
 
-    async def stream(self, messages: list[Message], **params) -> AsyncIterator[Chunk]:
+    def stream(self, messages: list[Message], **params) -> AsyncIterator[Chunk]:
         """Yield chunks as they arrive. Cancelling the consuming task closes the connection,
         which is how an OpenAI-compatible server is told to stop generating.
 
         The whole answer, retries and their waits included, must finish within
         answer_timeout and stay under max_answer_chars; a chunk with `wait` set comes
         before each wait to retry."""
-        async for chunk in self._exchange(messages, True, params, self._read_stream):
-            yield chunk
+        return self._exchange(messages, True, params, self._read_stream)  # no extra hop per chunk
 
     async def complete(self, messages: list[Message], **params) -> Completion:
         """The answer in one response, under the same deadline, cap and retries as stream()."""
