@@ -439,6 +439,9 @@ class ChatScreen(Screen):
                 saved.append(view)
             raise
         finally:
+            # Closed first: a stopped answer is in its turn before `answering` lets a regenerate start
+            # (else it would find no answer to diversify from and retry instead, as strategy "first").
+            await events.aclose()
             ticker.cancel()
             answer.busy = None
             if view is not None:
