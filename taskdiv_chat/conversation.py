@@ -462,7 +462,7 @@ class ConversationService:
                           params=params, usage=usage, timings=timings, metrics=None, created=now, updated=now,
                           error=error, category=category, user_turn_id=turn_id)
         if writer is not None:
-            self.save(writer.finish, reason, usage, timings, error)
+            self.save(writer.finish, reason, usage, timings, error, text)
         elif self.store is not None:
             def write_whole() -> None:  # safe to run again: a row made once is only finished again
                 nonlocal writer
@@ -935,7 +935,8 @@ class _Answer:
             await self.attached.wait()
             if self.turn_id is not None:  # attached: saved or not, the answer ends as a variant
                 reason = "cancelled" if cancelled else "error" if error else (completion.finish_reason or "stop")
-                variant = self._finish(reason, *_usage_timings(completion), error=error)
+                variant = self._finish(reason, *_usage_timings(completion), error=error,
+                                       text=completion.text if completion is not None else None)
                 if not cancelled:
                     self.queue.put_nowait(Failed(self.turn_id, "answer", error, self.index, variant) if error
                                           else VariantSaved(self.turn_id, self.index, variant, "", completion))
@@ -966,9 +967,14 @@ class _Answer:
         if self.writer is not None and not self.finished:  # cancelled before it ever ran
             self._finish("cancelled", None, None)
 
-    def _finish(self, reason: str, usage: dict | None, timings: dict | None, error: str | None = None):
+    def _finish(self, reason: str, usage: dict | None, timings: dict | None, error: str | None = None,
+                text: str | None = None):
+        """text: the whole answer when the client joined it already (a long answer is not copied twice)."""
         self.finished = True
-        return self.service._remember(self.turn_id, self.writer, "".join(self.parts), self.strategy, self.backend,
+        if text is None:
+            text = "".join(self.parts)
+        self.parts = [text]  # the pieces go: one copy of the text is kept, not two
+        return self.service._remember(self.turn_id, self.writer, text, self.strategy, self.backend,
                                       self.params, reason, usage, timings, error=error)
 
 

@@ -87,11 +87,14 @@ class VariantWriter:
         self._last_flush = time.monotonic()
 
     def finish(self, finish_reason: str | None = "stop", usage: Any = None, timings: dict | None = None,
-               error: str | None = None) -> None:
-        """Record the end: 'done' for a normal stop, else 'cut-off' with the reason (text kept)."""
+               error: str | None = None, text: str | None = None) -> None:
+        """Record the end: 'done' for a normal stop, else 'cut-off' with the reason (text kept).
+        text: everything appended, joined already by the caller (a long answer is not copied once more)."""
         with self._lock:
             if self.finished:
                 return
+            if text is not None:
+                self._parts = [text]
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
