@@ -654,7 +654,7 @@ class ChatScreen(Screen):
                                         f"not saved in the history for now (kept, retrying): {event.error}"),
                             severity="error", timeout=30)
         elif isinstance(event, StoreRecovered):
-            self.app.notify("The history is saved again; nothing was lost.", timeout=5)
+            self.app.notify("Saved in the history again; nothing was lost.", timeout=10)
 
     def _paint_chip(self, turn_id: int) -> None:
         user = self.user_for(turn_id)
