@@ -185,10 +185,10 @@ def fit_context(messages: list[dict], window: int, reserve: int) -> tuple[bool, 
     last = messages[-1]["content"]
     if sum(len(m["content"].encode()) + 8 for m in messages) + reserve <= window:
         return True, len(last.encode()), messages
-    if len(last) > (window - reserve) * 12:  # 4+ characters per token is the most any tokenizer packs
-        return False, len(last) // 4, messages
     from . import tokens
 
+    if len(last) > (window - reserve) * tokens.MAX_CHARS_PER_TOKEN:
+        return False, len(last) // 4, messages
     used = tokens.count_text(last)
     if used + reserve > window:
         return False, used, messages
