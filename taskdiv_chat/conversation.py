@@ -433,12 +433,14 @@ class ConversationService:
 
     def show_variant(self, turn_id: int, variant_id: int | None) -> None:
         """Show this answer at its turn; the path continues from it (None: an answer never saved)."""
-        if variant_id is None or self.store is None:
+        if variant_id is None:
             return
-        self.save(lambda: self.store.set_active_variant(self._stored(turn_id), variant_id))
-        if self.saving:
-            self.reload()
-        elif (turn := self.turn(turn_id)) is not None:  # kept for later: the path in memory follows it
+        if self.store is not None:
+            self.save(lambda: self.store.set_active_variant(self._stored(turn_id), variant_id))
+            if self.saving:
+                self.reload()
+                return
+        if (turn := self.turn(turn_id)) is not None:  # not in the store (yet): the path in memory follows it
             turn.active_index = next((i for i, v in enumerate(turn.variants) if v.id == variant_id),
                                      turn.active_index)
 
@@ -860,10 +862,10 @@ class ConversationService:
                 self.store.save_metrics(newest.id, report.to_dict())
 
             self.save(write)
-            if self.saving:
-                self.reload()
-            else:
-                newest.metrics = report.to_dict()  # in memory until the store takes it
+        if self.saving:
+            self.reload()
+        else:
+            newest.metrics = report.to_dict()  # in memory until the store takes it, if it has one
         self.emit(Measured(turn.user.id, report))
         return report
 
