@@ -89,6 +89,7 @@ def tui_child(esc: bool) -> None:
         async with app.run_test(size=(100, 30)) as pilot:
             await until(pilot, lambda: app.store is not None and getattr(app.screen, "service", None) is not None,
                         120, "chat screen")
+            await pilot.pause(0.5)  # as benchmarks/render.py: the screen settles before the first key
             screen = app.screen
             screen.prompt.area.focus()
             screen.prompt.area.load_text("Say a lot")
@@ -98,11 +99,11 @@ def tui_child(esc: bool) -> None:
             while screen.answering:
                 answer = screen.last_answer()
                 if esc and answer is not None and answer.body._received >= ESC_AFTER_CHARS:
+                    result["received_at_esc"] = answer.body._received
                     pressed = time.monotonic()
                     await pilot.press("escape")
                     await until(pilot, lambda: not screen.answering, TIMEOUT_S, "stop")
                     result["esc_s"] = time.monotonic() - pressed
-                    result["received_at_esc"] = answer.body._received
                     break
                 await pilot.pause(0.05)
             result["answer_s"] = time.monotonic() - started
