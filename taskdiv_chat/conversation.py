@@ -8,9 +8,12 @@ send, retry, regenerate, brainstorm, measure and compare. Each flow is an async
 generator of typed events (Started, Delta, VariantSaved, Failed); what happens
 beside a flow (the turn's category, a diversity measurement) goes to the
 listeners as Classified, Measuring and Measured events. A turn's category is
-awaited (`category`), never polled. The history is worth less than the answers: a
-store that fails (locked, read-only, a full disk) is reported once to the listeners
-as a StoreProblem and no longer written, and the flows go on. Everything here is
+awaited (`category`), never polled. The answers never wait for the history: when
+the store fails (locked, read-only, a full disk) the listeners are told once
+(StoreProblem), the flows go on, and every write that could not be done is kept in
+memory, in order, and retried with a backoff until the store works again (then
+StoreRecovered, once). Only writes still waiting when the service closes are lost,
+and that is told too. Everything here is
 cancellable: cancelling the task that iterates a flow stops its streams, keeps
 what was streamed and records the answer as cancelled.
 
@@ -20,7 +23,9 @@ No textual here: the core never imports the UI.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Union
@@ -141,12 +146,25 @@ class Measured:
 
 @dataclass(frozen=True)
 class StoreProblem:
-    """The history could not be written (error: why); from now on nothing is saved, the answers go on."""
+    """The history cannot be written (error: why). lost 0: told once when the store starts failing; what
+    could not be written is kept in memory and retried (StoreRecovered when it is all in). lost > 0: that
+    many writes are given up (still waiting when the service closed, or refused for good)."""
     error: str
+    lost: int = 0
+
+
+@dataclass(frozen=True)
+class StoreRecovered:
+    """The history is written again; the writes kept while it failed (written) are all in the store."""
+    written: int
 
 
 Event = Union[TurnAdded, NotSent, Started, Delta, Waiting, VariantSaved, Failed, Classified, Measuring, Measured,
-              StoreProblem]
+              StoreProblem, StoreRecovered]
+
+RETRY_FIRST_S = 0.5  # the first retry of kept writes after the store failed; doubled up to RETRY_MAX_S
+RETRY_MAX_S = 15.0
+CLOSE_WAIT_S = 2.0  # how long closing the service keeps retrying writes still waiting (a lock about to go)
 
 
 def store_errors() -> tuple[type[BaseException], ...]:
@@ -167,10 +185,10 @@ def fit_context(messages: list[dict], window: int, reserve: int) -> tuple[bool, 
     last = messages[-1]["content"]
     if sum(len(m["content"].encode()) + 8 for m in messages) + reserve <= window:
         return True, len(last.encode()), messages
-    if len(last) > (window - reserve) * 12:  # 4+ characters per token is the most any tokenizer packs
-        return False, len(last) // 4, messages
     from . import tokens
 
+    if len(last) > (window - reserve) * tokens.MAX_CHARS_PER_TOKEN:
+        return False, len(last) // 4, messages
     used = tokens.count_text(last)
     if used + reserve > window:
         return False, used, messages
@@ -203,8 +221,15 @@ class ConversationService:
         self._judge = None
         self._categories: dict[int, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
-        self.saving = store is not None  # False once the store failed: reported once, then left alone
         self._unsaved_ids = 0
+        # While the store fails: the writes not done yet, in order (run by _write_kept), the failure
+        # told, the retrying task, and the rows written meanwhile for turns still known by their unsaved id.
+        self._kept: collections.deque[Callable[[], object]] = collections.deque()
+        self._failure: str | None = None
+        self._written = 0
+        self._retrying: asyncio.Task | None = None
+        self._store_ids: dict[int, int] = {}
+        self._kept_lock = threading.Lock()  # one thread runs the kept writes at a time
 
     # --- resources --------------------------------------------------------------------------
 
@@ -226,10 +251,20 @@ class ConversationService:
         return self._judge
 
     async def aclose(self) -> None:
-        """Stop background work, close the judge and every client made."""
+        """Stop background work, write what the store kept waiting (trying for CLOSE_WAIT_S), close the
+        judge and every client made."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while self._kept:
+            await self._write_kept()
+            if not self._kept or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.1)
+        if self._kept:
+            lost, self._kept = len(self._kept), collections.deque()
+            self.emit(StoreProblem(self._failure or "the history could not be written", lost))
         if self._judge is not None:
             from .diversity.judge import close_judge
 
@@ -243,21 +278,97 @@ class ConversationService:
         for listener in list(self.listeners):
             listener(event)
 
-    def save(self, write, *args):
-        """write(*args) into the store; None, without writing, once the store has failed (or without one)."""
+    @property
+    def saving(self) -> bool:
+        """Whether writes go to the store at once (else they wait in memory, or there is no store)."""
+        return self.store is not None and self._failure is None and not self._kept
+
+    def save(self, write, *args, again: Callable[[], object] | None = None):
+        """write(*args) into the store now and return its result; while the store fails (or when this
+        write fails) keep it to run later, in order, and return None. A write is one transaction, so
+        running it again is safe; again: what to run instead when it is not (a writer's append)."""
+        from .store import StoreError
+
+        if self.store is None:
+            return None
+        later = again or ((lambda: write(*args)) if args else write)
         if not self.saving:
+            self._keep(later)
             return None
         try:
             return write(*args)
+        except StoreError as exc:  # the write itself is refused (its conversation is gone): no retry helps
+            self.emit(StoreProblem(str(exc), 1))
         except store_errors() as exc:
-            self.store_failed(exc)
-            return None
+            self._keep(later, exc)
+        return None
 
     def store_failed(self, exc: BaseException) -> None:
-        """Stop writing the history and tell the listeners, the first time only."""
-        if self.saving:
-            self.saving = False
-            self.emit(StoreProblem(str(exc) or type(exc).__name__))
+        """The store fails: tell the listeners (once until it works again) and retry what is kept."""
+        if self._failure is None:
+            self._failure = str(exc) or type(exc).__name__
+            self.emit(StoreProblem(self._failure))
+        self._retry_soon()
+
+    def _keep(self, write: Callable[[], object], exc: BaseException | None = None) -> None:
+        if not (self._kept and self._kept[-1] == write):  # one flush of a stream is enough
+            self._kept.append(write)
+        self.store_failed(exc or RuntimeError("the history cannot be written"))
+
+    def _retry_soon(self) -> None:
+        if self._retrying is not None and not self._retrying.done():
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): the next write or aclose() retries
+            return
+        self._retrying = self._spawn(self._retry())
+
+    async def _retry(self) -> None:
+        delay = RETRY_FIRST_S
+        while self._failure is not None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+            await self._write_kept()
+
+    async def _write_kept(self) -> None:
+        """Run the kept writes in a thread (a locked file must not hold the event loop); StoreRecovered
+        when they are all in."""
+        refused = await asyncio.to_thread(self._run_kept)
+        for exc in refused:
+            self.emit(StoreProblem(str(exc), 1))
+        if not self._kept and self._failure is not None:
+            self._failure, written, self._written = None, self._written, 0
+            self.emit(StoreRecovered(written))
+
+    def _run_kept(self) -> list[BaseException]:
+        """The kept writes, in order, until one fails again (it stays first); returns the refused ones."""
+        from .store import StoreError
+
+        refused: list[BaseException] = []
+        with self._kept_lock:
+            if not self.store.can_write():  # still locked: not even a busy wait
+                return refused
+            while self._kept:
+                try:
+                    self._kept[0]()
+                    self._written += 1
+                except StoreError as exc:
+                    refused.append(exc)
+                except store_errors():
+                    return refused
+                self._kept.popleft()
+        return refused
+
+    def _stored(self, turn_id: int) -> int:
+        """A turn's row id (a turn added while the store failed keeps its unsaved id in memory)."""
+        if turn_id > 0:
+            return turn_id
+        from .store import NotFound
+
+        if turn_id not in self._store_ids:
+            raise NotFound("this message was never saved")
+        return self._store_ids[turn_id]
 
     def _unsaved_id(self) -> int:
         self._unsaved_ids -= 1
@@ -283,10 +394,19 @@ class ConversationService:
                 self.conversation = self.store.load_conversation(conversation_id)
             except KeyError:
                 self.conversation = None
+        if self.conversation is not None and self._store_ids:  # turns written late keep the id shown for them
+            unsaved = {row: turn_id for turn_id, row in self._store_ids.items()}
+            for turn in self.conversation.turns:
+                turn.user.id = unsaved.get(turn.user.id, turn.user.id)
+                for variant in turn.variants:
+                    variant.user_turn_id = unsaved.get(variant.user_turn_id, variant.user_turn_id)
         return self.conversation
 
     def reload(self):
-        """Read the active path again after a change made elsewhere (a variant shown, metrics saved)."""
+        """Read the active path again after a change made elsewhere (a variant shown, metrics saved);
+        while writes wait in memory, the path in memory is the newer one and stays."""
+        if not self.saving:
+            return self.conversation
         return self.open(self.conversation_id)
 
     @property
@@ -311,31 +431,51 @@ class ConversationService:
                 messages.append({"role": "assistant", "content": turn.active.text})
         return messages
 
-    def show_variant(self, turn_id: int, variant_id: int) -> None:
-        """Show this answer at its turn; the path continues from it."""
-        self.save(self.store.set_active_variant, turn_id, variant_id)
-        self.reload()
+    def show_variant(self, turn_id: int, variant_id: int | None) -> None:
+        """Show this answer at its turn; the path continues from it (None: an answer never saved)."""
+        if variant_id is None:
+            return
+        if self.store is not None:
+            self.save(lambda: self.store.set_active_variant(self._stored(turn_id), variant_id))
+            if self.saving:
+                self.reload()
+                return
+        if (turn := self.turn(turn_id)) is not None:  # not in the store (yet): the path in memory follows it
+            turn.active_index = next((i for i, v in enumerate(turn.variants) if v.id == variant_id),
+                                     turn.active_index)
 
     def _remember(self, turn_id: int, writer, text: str, strategy: str, backend: Backend, params: dict | None,
                   reason: str, usage: dict | None, timings: dict | None, error: str | None = None):
-        """Finish a variant's row (writer None: an unsaved answer) and add it to the tree in memory, as the
-        store now holds it (shown at its turn): what the service writes it knows, so no answer costs a
-        read of the conversation."""
+        """Finish a variant's row (writer None: the answer has no row yet; it is written whole, now or once
+        the store works again) and add it to the tree in memory, as the store holds it (shown at its turn):
+        what the service writes it knows, so no answer costs a read of the conversation. The variant's id
+        is None until its row exists."""
         from .store import Variant
 
-        if writer is not None:
-            self.save(writer.finish, reason, usage, timings, error)
         turn = self.turn(turn_id)
         now = time.time()
         category = None
         if turn is not None:
             category = {**(turn.user.category or {}), **({"override": turn.user.override} if turn.user.override
                                                           else {})} or None
-        variant = Variant(id=writer.variant_id if writer is not None and self.saving else None, text=text,
+        variant = Variant(id=writer.variant_id if writer is not None else None, text=text,
                           status="done" if reason in (None, "stop") and not error else "cut-off",
                           finish_reason=reason, strategy=strategy, backend=backend.name, model=backend.model,
                           params=params, usage=usage, timings=timings, metrics=None, created=now, updated=now,
                           error=error, category=category, user_turn_id=turn_id)
+        if writer is not None:
+            self.save(writer.finish, reason, usage, timings, error, text)
+        elif self.store is not None:
+            def write_whole() -> None:  # safe to run again: a row made once is only finished again
+                nonlocal writer
+                if writer is None:
+                    writer = self.store.start_variant(self._stored(turn_id), strategy=strategy, backend=backend.name,
+                                                      model=backend.model, params=params or {})
+                    writer.append(text, flush=False)
+                writer.finish(reason, usage, timings, error)
+                variant.id = writer.variant_id
+
+            self.save(write_whole)
         if turn is not None:
             turn.variants.append(variant)
             turn.active_index = len(turn.variants) - 1
@@ -349,27 +489,38 @@ class ConversationService:
         from .store import Conversation, Turn, UserTurn
 
         last = self.turn()
-        parent = last.active.id if last and last.active else None
-        conversation_id = self.conversation_id
+        parent = last.active if last else None
+        if self.conversation is None:
+            self.conversation = Conversation(None, title_for(text), time.time(), time.time(), False)
+        conversation = self.conversation
+        user = UserTurn(None, text, category, None, parent.id if parent else None, time.time())
 
-        def write() -> int:
-            nonlocal conversation_id
-            if conversation_id is None:
-                conversation_id = self.store.create_conversation(title_for(text))
-            return self.store.add_user_turn(conversation_id, text, parent, category=category)
+        def write() -> int:  # one transaction each: safe to run again
+            from .store import NotFound
 
-        turn_id = None
+            if conversation.id is None:
+                conversation.id = self.store.create_conversation(title_for(text))
+            if parent is not None and parent.id is None:  # its answer's row was refused for good
+                raise NotFound("the answer this message follows was never saved")
+            return self.store.add_user_turn(conversation.id, text, parent.id if parent else None,
+                                            category=user.category)
+
         if self.saving:
             try:
-                turn_id = await asyncio.to_thread(write)
+                user.id = await asyncio.to_thread(write)
             except store_errors() as exc:
                 self.store_failed(exc)
-        if turn_id is None:
-            turn_id = self._unsaved_id()
-        if self.conversation is None:
-            self.conversation = Conversation(conversation_id, title_for(text), time.time(), time.time(), False)
-        self.conversation.turns.append(Turn(UserTurn(turn_id, text, category, None, parent, time.time()), [], None))
-        return turn_id
+        if user.id is None:
+            user.id = self._unsaved_id()
+            if self.store is not None:
+                unsaved = user.id
+
+                def write_later() -> None:
+                    self._store_ids[unsaved] = write()
+
+                self.save(write_later)
+        conversation.turns.append(Turn(user, [], None))
+        return user.id
 
     async def send(self, text: str, system: str | None = None, classify: bool = True,
                    **params) -> AsyncIterator[Event]:
@@ -420,11 +571,7 @@ class ConversationService:
                     params: dict | None = None):
         """Store a finished answer as a variant of a turn (the streamed ones are stored as they arrive,
         by _Answer); returns the store.Variant."""
-        writer = self.save(lambda: self.store.start_variant(turn_id, strategy=strategy, backend=backend.name,
-                                                            model=backend.model, params=params or {}))
-        if writer is not None:
-            self.save(writer.append, text)
-        return self._remember(turn_id, writer, text, strategy, backend, params or {},
+        return self._remember(turn_id, None, text, strategy, backend, params or {},
                               completion.finish_reason or "stop", *_usage_timings(completion))
 
     # --- categories -------------------------------------------------------------------------
@@ -469,8 +616,8 @@ class ConversationService:
         return category
 
     def _set_category(self, turn_id: int, category: dict, final: bool) -> None:
-        if turn_id > 0:  # an unsaved turn has no row
-            self.save(self.store.set_category, turn_id, category)
+        if self.store is not None:
+            self.save(lambda: self.store.set_category(self._stored(turn_id), category))
         if (turn := self.turn(turn_id)) is not None:  # the tree may have been re-read meanwhile
             turn.user.category = category
         waiting = self._categories.get(turn_id)
@@ -480,7 +627,8 @@ class ConversationService:
 
     def set_override(self, turn_id: int, letter: str | None) -> None:
         """The user's category for a turn; it wins over the classifier from now on."""
-        self.save(self.store.set_category_override, turn_id, letter)
+        if self.store is not None:
+            self.save(lambda: self.store.set_category_override(self._stored(turn_id), letter))
         turn = self.turn(turn_id)
         if turn is not None:
             category = taxonomy.get(letter) if letter else None
@@ -704,10 +852,20 @@ class ConversationService:
         labels = [model_label(v.backend, v.model) for v in variants]
         if len(set(labels)) > 1:
             report.cross_model = cross_model(report, labels, taxonomy.get(letter)).to_dict()
-        if variants[-1].id is not None:
-            self.save(self.store.save_metrics, variants[-1].id, report.to_dict())
-            if self.saving:
-                self.reload()
+        newest = variants[-1]
+        if self.store is not None:
+            def write() -> None:
+                if newest.id is None:  # its own row was refused for good
+                    from .store import NotFound
+
+                    raise NotFound("the answer was never saved")
+                self.store.save_metrics(newest.id, report.to_dict())
+
+            self.save(write)
+        if self.saving:
+            self.reload()
+        else:
+            newest.metrics = report.to_dict()  # in memory until the store takes it, if it has one
         self.emit(Measured(turn.user.id, report))
         return report
 
@@ -736,24 +894,31 @@ class _Answer:
         """Store the answer's row under its turn and catch up with the text so far."""
         self.turn_id = turn_id
         service = self.service
-        try:
+        try:  # no row while the store fails: the answer is written whole when it ends (service._remember)
             if service.saving and turn_id > 0:
                 writer = await asyncio.to_thread(service.store.start_variant, turn_id, strategy=self.strategy,
                                                  backend=self.backend.name, model=self.backend.model,
                                                  params=self.params)
-                service.save(writer.append, "".join(self.parts))  # what arrived before the row existed
-                if service.saving:
-                    self.writer = writer
+                self.writer = writer
+                self._write("".join(self.parts))  # what arrived before the row existed
         except store_errors() as exc:
             service.store_failed(exc)
         finally:
             self.attached.set()
 
+    def _write(self, text: str) -> None:
+        """Streamed text into the row: flushed now, or held by the writer and flushed when the store works."""
+        if self.service.saving:
+            self.service.save(self.writer.append, text, again=self.writer.flush)
+        else:
+            self.writer.append(text, flush=False)
+            self.service.save(self.writer.flush)
+
     async def _run(self, messages: list[dict]) -> None:
         def on_text(delta: str) -> None:
             self.parts.append(delta)
             if self.writer is not None:
-                self.service.save(self.writer.append, delta)
+                self._write(delta)
             self.queue.put_nowait(delta)
 
         completion, error, cancelled = None, None, False
@@ -772,7 +937,8 @@ class _Answer:
             await self.attached.wait()
             if self.turn_id is not None:  # attached: saved or not, the answer ends as a variant
                 reason = "cancelled" if cancelled else "error" if error else (completion.finish_reason or "stop")
-                variant = self._finish(reason, *_usage_timings(completion), error=error)
+                variant = self._finish(reason, *_usage_timings(completion), error=error,
+                                       text=completion.text if completion is not None else None)
                 if not cancelled:
                     self.queue.put_nowait(Failed(self.turn_id, "answer", error, self.index, variant) if error
                                           else VariantSaved(self.turn_id, self.index, variant, "", completion))
@@ -803,9 +969,14 @@ class _Answer:
         if self.writer is not None and not self.finished:  # cancelled before it ever ran
             self._finish("cancelled", None, None)
 
-    def _finish(self, reason: str, usage: dict | None, timings: dict | None, error: str | None = None):
+    def _finish(self, reason: str, usage: dict | None, timings: dict | None, error: str | None = None,
+                text: str | None = None):
+        """text: the whole answer when the client joined it already (a long answer is not copied twice)."""
         self.finished = True
-        return self.service._remember(self.turn_id, self.writer, "".join(self.parts), self.strategy, self.backend,
+        if text is None:
+            text = "".join(self.parts)
+        self.parts = [text]  # the pieces go: one copy of the text is kept, not two
+        return self.service._remember(self.turn_id, self.writer, text, self.strategy, self.backend,
                                       self.params, reason, usage, timings, error=error)
 
 

@@ -38,6 +38,17 @@ def count_text(text: str) -> int:
     return len(encoding().encode(text, disallowed_special=()))
 
 
+# No tokenizer packs more characters into a token than this (4 is usual; a long run of one letter reaches 8):
+# a text longer than n * MAX_CHARS_PER_TOKEN is known to be over n tokens without counting it.
+MAX_CHARS_PER_TOKEN = 12
+
+
+def count_text_over(text: str, limit: int) -> int:
+    """count_text(text), or limit + 1 without counting when the text is surely over `limit` tokens
+    (a 50 MB answer costs a minute of counting)."""
+    return limit + 1 if len(text) > limit * MAX_CHARS_PER_TOKEN else count_text(text)
+
+
 def count_messages(messages: list[Message]) -> int:
     return sum(_PER_MESSAGE + count_text(m["content"]) for m in messages) + _PRIMING
 
@@ -67,7 +78,7 @@ def trim_to_fit(messages: list[Message], window: int, reserve: int = ANSWER_RESE
     while head_len < len(messages) - 1 and messages[head_len]["role"] == "system":
         head_len += 1
     fixed, middle, last = messages[:head_len], messages[head_len:-1], messages[-1:]
-    sizes = [_PER_MESSAGE + count_text(m["content"]) for m in middle]
+    sizes = [_PER_MESSAGE + count_text_over(m["content"], budget) for m in middle]  # one over budget goes anyway
     total = count_messages(fixed + last) + sum(sizes)
     start = 0
     while start < len(middle) and total > budget:

@@ -10,7 +10,8 @@ import pytest
 
 from taskdiv_chat.config import BackendConfig, Settings
 from taskdiv_chat.conversation import (Classified, ConversationService, Delta, Failed, Measured, Measuring, NotSent,
-                                       Started, StoreProblem, TurnAdded, VariantSaved, fit_context)
+                                       Started, StoreProblem, StoreRecovered, TurnAdded, VariantSaved,
+                                       fit_context)
 from taskdiv_chat.store import Store
 from tests.support.fake_server import FakeOpenAIServer, Reply
 
@@ -206,8 +207,17 @@ async def test_compare_streams_backends_side_by_side_and_one_failure_does_not_st
     assert len(turn.variants) == 4  # the first answer, then the three compared (the broken one cut off)
 
 
-async def test_a_locked_store_is_reported_once_and_the_answers_go_on(fake_server, store, settings):
-    fake_server.responder = responder(["saved answer", "unsaved answer", "also unsaved"])
+async def until(condition, seconds: float = 20.0) -> None:
+    """Wait for the service's background retry (a bound so a broken retry fails, never hangs)."""
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the condition never came true")
+
+
+async def test_a_locked_store_loses_nothing_and_says_so_once_each_way(fake_server, store, settings):
+    fake_server.responder = responder(["saved answer", "kept answer", "also kept", "direct again"])
     service = ConversationService(store, settings)
     seen = []
     service.listeners.append(seen.append)
@@ -220,24 +230,80 @@ async def test_a_locked_store_is_reported_once_and_the_answers_go_on(fake_server
             second.append(event)
             if isinstance(event, TurnAdded):  # the turn and the answer's row are stored: now the file locks
                 locker.execute("BEGIN EXCLUSIVE")
-        third = await collect_events(service.send("three", classify=False))
+        third = await collect_events(service.send("three", classify=False))  # sent while it is still locked
+        assert not service.saving and third[0].turn_id < 0
+        await asyncio.sleep(1.0)  # a few retries meet the lock: still one notice
+        locker.execute("ROLLBACK")
+        await until(lambda: service.saving)  # the backoff retry writes what was kept
+        ids = [t.user.id for t in service.turns]
+        fourth = await collect_events(service.send("four", classify=False))
+        assert fourth[0].turn_id > 0 and fourth[-1].variant.id is not None  # straight to the store again
+        assert [t.user.id for t in service.reload().turns][:3] == ids  # the ids shown stay what they were
     finally:
         if locker.in_transaction:
             locker.execute("ROLLBACK")
         locker.close()
         await service.aclose()
     problems = [e for e in seen if isinstance(e, StoreProblem)]
-    assert len(problems) == 1 and "locked" in problems[0].error
-    assert first[-1].variant.id is not None
-    for events, text in ((second, "unsaved answer"), (third, "also unsaved")):
+    assert len(problems) == 1 and "locked" in problems[0].error and problems[0].lost == 0
+    recovered = [e for e in seen if isinstance(e, StoreRecovered)]
+    assert len(recovered) == 1 and recovered[0].written >= 3  # two finishes of answers and the third turn
+    for events, text in ((second, "kept answer"), (third, "also kept")):
         assert "".join(e.text for e in events if isinstance(e, Delta)) == text
         assert isinstance(events[-1], VariantSaved) and events[-1].variant.text == text
-        assert events[-1].variant.id is None  # not in the store, and not claimed to be
-    assert third[0].turn_id < 0  # written nowhere once the store failed
-    assert [t.active.text for t in service.turns] == ["saved answer", "unsaved answer", "also unsaved"]
     conv = store.load_conversation(first[0].conversation_id)
-    assert [t.user.text for t in conv.turns] == ["one", "two"]
-    assert conv.turns[0].active.text == "saved answer" and conv.turns[0].active.status == "done"
+    assert [t.user.text for t in conv.turns] == ["one", "two", "three", "four"]
+    assert [t.active.text for t in conv.turns] == ["saved answer", "kept answer", "also kept", "direct again"]
+    assert [t.active.status for t in conv.turns] == ["done"] * 4
+    assert [len(t.variants) for t in conv.turns] == [1] * 4
+
+
+async def test_a_store_locked_until_the_end_is_written_when_the_service_closes(fake_server, store, settings):
+    fake_server.responder = responder(["first", "second"])
+    service = ConversationService(store, settings)
+    seen = []
+    service.listeners.append(seen.append)
+    store._db.execute("PRAGMA busy_timeout = 50")
+    locker = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        await collect_events(service.send("one", classify=False))
+        locker.execute("BEGIN EXCLUSIVE")
+        await collect_events(service.send("two", classify=False))  # its turn cannot even be written
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, locker.execute, "ROLLBACK")  # the lock goes while the service closes
+        await service.aclose()
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+    assert [type(e) for e in seen if isinstance(e, (StoreProblem, StoreRecovered))] == [StoreProblem, StoreRecovered]
+    conv = store.load_conversation(service.conversation_id)
+    assert [(t.user.text, t.active.text) for t in conv.turns] == [("one", "first"), ("two", "second")]
+
+
+async def test_a_read_only_store_is_told_once_and_what_was_lost_at_the_end(fake_server, store, settings):
+    fake_server.responder = responder(["saved", "not saved", "neither"])
+    service = ConversationService(store, settings)
+    seen = []
+    service.listeners.append(seen.append)
+    try:
+        first = await collect_events(service.send("one", classify=False))
+        # Read-only from here on: SQLite's own refusal ("attempt to write a readonly database"), as for a
+        # file or folder made read-only (root, which runs these tests, ignores file modes).
+        store._db.execute("PRAGMA query_only = 1")
+        later = [await collect_events(service.send(text, classify=False)) for text in ("two", "three")]
+        await asyncio.sleep(2.0)  # several retries fail meanwhile: still one notice
+    finally:
+        await service.aclose()
+    problems = [e for e in seen if isinstance(e, StoreProblem)]
+    assert len(problems) == 2 and all("readonly" in p.error for p in problems)
+    assert problems[0].lost == 0 and problems[1].lost >= 2  # told once; at the end, what was given up
+    assert not [e for e in seen if isinstance(e, StoreRecovered)]
+    assert [events[-1].variant.text for events in later] == ["not saved", "neither"]  # the answers went on
+    assert [t.active.text for t in service.turns] == ["saved", "not saved", "neither"]
+    store._db.execute("PRAGMA query_only = 0")
+    conv = store.load_conversation(first[0].conversation_id)
+    assert [(t.user.text, t.active.text) for t in conv.turns] == [("one", "saved")]
 
 
 async def test_without_a_store_a_conversation_runs_in_memory(fake_server, settings):

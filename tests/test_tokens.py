@@ -119,3 +119,16 @@ def test_edge_cases():
     assert trim_to_fit(only, 10, reserve=0) == (only, 0)
     system_only = [msg("system", "word " * 50)]
     assert trim_to_fit(system_only, 10, reserve=0) == (system_only, 0)
+
+
+def test_a_message_far_over_the_window_is_dropped_without_being_counted():
+    # A 50 MB answer in the history took a minute to count before every next message.
+    huge = "x" * (400 * tokens.MAX_CHARS_PER_TOKEN + 1)
+    assert tokens.count_text_over(huge, 400) == 401  # surely over 400 tokens: not counted
+    assert tokens.count_text_over("hello there", 400) == count_text("hello there")
+    edge = "lorem ipsum " * 300  # under the character bound: counted exactly
+    assert tokens.count_text_over(edge, 400) == count_text(edge)
+    messages = [msg("user", "old"), msg("assistant", huge), msg("user", "next"), msg("assistant", "short"),
+                msg("user", "now")]
+    kept, dropped = trim_to_fit(messages, window=500, reserve=100)
+    assert kept == messages[2:] and dropped == 2

@@ -8,6 +8,7 @@ they go through a real one: `Script` answers those prompts like a model would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from textual import events
@@ -63,6 +64,36 @@ async def test_escape_cancels_and_keeps_partial_answer(fake_server, fake_backend
         variant = store_of(app).load_conversation(screen.conversation_id).turns[0].variants[0]
         assert variant.status == "cut-off" and variant.finish_reason == "cancelled"
         assert variant.text.startswith("word0 word1") and "word199" not in variant.text
+
+
+async def test_regenerate_at_once_after_escape_regenerates_the_stopped_answer(fake_server, fake_backend_settings):
+    # Once seen in a Pilot run: regenerate pressed the moment Esc let it through came out as a plain retry
+    # (strategy "first", no badge): the screen said no answer was running while the stopped one was still
+    # being closed, so the turn had no answer yet to diversify from.
+    script = Script([Reply("tick tock", fault="endless"), "A different answer."], letter="G")
+    fake_server.responder = script
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        screen.prompt.area.load_text("Count forever")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.answering and screen.last_answer() is not None
+                       and "tock" in screen.last_answer().body.segments[-1].source, what="some text")
+        screen.action_cancel()
+        for _ in range(100_000):  # the next key, as soon as the screen takes one
+            if not screen.answering:
+                break
+            await asyncio.sleep(0)
+        screen.action_regenerate()
+        await settled(pilot)
+        answer = screen.last_answer()
+        assert [v.strategy for v in answer.variants] == ["first", app.strategy]
+        assert answer.variants[0].text.startswith("tick tock") and answer.variants[1].text == "A different answer."
+        assert "unique" in str(answer.badge.render()) or "agree" in str(answer.badge.render())
+        # a regeneration's request (the stopped answer, maybe trimmed to fit, and the request for another),
+        # not a retry's plain history
+        assert len(script.chats) == 2 and script.chats[1]["messages"] != script.chats[0]["messages"]
 
 
 async def test_backend_error_shows_inline_and_retry_succeeds(fake_server, fake_backend_settings):

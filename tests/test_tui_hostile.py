@@ -524,6 +524,35 @@ def test_search_snippet_brings_the_match_into_view():
     assert snippet_parts([(f"x{ESC}]0;T\x07 ", False), ("hit", True)]) == [("x ", False), ("hit", True)]
 
 
+async def test_a_history_locked_during_a_turn_is_told_and_catches_up_when_it_is_free(fake_server,
+                                                                                     fake_backend_settings):
+    import sqlite3
+
+    fake_server.responder = Script(["first answer", "answered while locked"])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        await send(pilot, "first message")
+        app.store._db.execute("PRAGMA busy_timeout = 50")  # the real 10 s wait, shortened for the test
+        locker = sqlite3.connect(app.store.path, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # another instance holds the file
+        try:
+            answer = await send(pilot, "sent while locked")
+            assert answer.current.text == "answered while locked"
+            told = [n.message for n in app._notifications if "not saved in the history" in n.message]
+            assert len(told) == 1 and "locked" in told[0] and "retrying" in told[0]
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        await wait_for(pilot, lambda: screen.service.saving, what="the kept writes")
+        await pilot.pause()
+        assert [n.message for n in app._notifications if n.message.startswith("Saved in the history again")]
+        conv = app.store.load_conversation(screen.conversation_id)
+        assert [(t.user.text, t.active.text) for t in conv.turns] == [("first message", "first answer"),
+                                                                     ("sent while locked", "answered while locked")]
+
+
 async def test_a_retry_wait_is_told_to_the_user(fake_server, fake_backend_settings):
     fake_server.responder = Script([Reply(fault="429", retry_after=1), "Answer after the wait."])
     app = make_app(fake_backend_settings)

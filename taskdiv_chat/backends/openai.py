@@ -8,6 +8,7 @@ first token arrives: a half-streamed answer is never requested twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import re
@@ -83,57 +84,48 @@ class OpenAIBackend:
                 body["stream_options"] = {"include_usage": True}
         return body
 
-    async def stream(self, messages: list[Message], **params) -> AsyncIterator[Chunk]:
+    def stream(self, messages: list[Message], **params) -> AsyncIterator[Chunk]:
         """Yield chunks as they arrive. Cancelling the consuming task closes the connection,
         which is how an OpenAI-compatible server is told to stop generating.
 
         The whole answer, retries and their waits included, must finish within
         answer_timeout and stay under max_answer_chars; a chunk with `wait` set comes
         before each wait to retry."""
+        return self._exchange(messages, True, params, self._read_stream)  # no extra hop per chunk
+
+    async def complete(self, messages: list[Message], **params) -> Completion:
+        """The answer in one response, under the same deadline, cap and retries as stream()."""
+        started = time.monotonic()
+
+        async def read(response: httpx.Response, deadline: "_Deadline", _sent: "_Sent") -> AsyncIterator[Completion]:
+            yield await self._read_completion(response, deadline, started)
+
+        return [item async for item in self._exchange(messages, False, params, read)
+                if isinstance(item, Completion)][0]
+
+    async def _exchange(self, messages: list[Message], stream: bool, params: dict, read) -> AsyncIterator:
+        """The request skeleton stream() and complete() share: one answer_timeout for everything, the
+        request, an error response turned into a BackendError, and the retries (with their Retry-After)
+        while nothing has reached the caller. read(response, deadline, sent) yields what a 200 response
+        holds, noting in `sent` what the caller was given; a Chunk with `wait` comes before each wait."""
         deadline = _Deadline(self.config.answer_timeout)
-        cap = self.config.max_answer_chars
         attempt = 0
         try:
             while True:
-                body = self.body(messages, True, **params)
-                parts: list[str] = []
-                size = 0
-                answered = False  # once text or the end has reached the caller, never ask again
+                body = self.body(messages, stream, **params)
+                sent = _Sent()
                 try:
                     request = self._client.build_request("POST", "chat/completions", json=body)
                     response = await deadline.run(self._client.send(request, stream=True))
                     try:
-                        if response.status_code != 200:
+                        if response.status_code != 200:  # an error page, however long, is cut: still retryable
                             text = await deadline.run(_read_capped(response, _ERROR_BODY_LIMIT))
-                            if self._rejects_stream_options(response.status_code, text):
+                            if stream and self._rejects_stream_options(response.status_code, text):
                                 continue  # ask again at once without it; not a failure
                             raise self._http_error(response, text, body["model"])
-                        events = _SSEDecoder(max_event_bytes=4 * cap + _ERROR_BODY_LIMIT)
-                        finished = False
-                        reads = response.aiter_bytes()
-                        while True:
-                            # _END after the last read, so an event the server cut before its own blank line counts
-                            raw = await deadline.run(anext(reads, _END))
-                            for event in events.feed(raw):
-                                if event == "[DONE]":
-                                    return
-                                chunk = self._parse_chunk(event)
-                                if chunk.finish_reason:
-                                    answered = finished = True
-                                if chunk.text:
-                                    answered = True
-                                    if size + len(chunk.text) > cap:
-                                        if size < cap:
-                                            parts.append(chunk.text[: cap - size])
-                                            yield Chunk(parts[-1])
-                                        raise self._too_large()  # its partial is set below
-                                    size += len(chunk.text)
-                                    parts.append(chunk.text)
-                                yield chunk
-                            if raw is _END:
-                                break
-                        if not finished:
-                            raise DisconnectedError(f"{self.name}: the stream ended before the answer was finished")
+                        async with contextlib.aclosing(read(response, deadline, sent)) as items:
+                            async for item in items:
+                                yield item
                         return
                     finally:
                         await response.aclose()
@@ -142,9 +134,10 @@ class OpenAIBackend:
                 except TimeoutError:
                     error = self._deadline_error()
                 except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                    error = self._transport_error(exc, answered)
-                error.partial = "".join(parts)
-                wait = None if answered else self._retry_wait(error, attempt, deadline)
+                    error = self._transport_error(exc, sent.answered)
+                if sent.parts:
+                    error.partial = "".join(sent.parts)
+                wait = None if sent.answered else self._retry_wait(error, attempt, deadline)
                 if wait is None:
                     raise self._redacted(error) from None
                 yield Chunk(wait=wait)
@@ -153,47 +146,49 @@ class OpenAIBackend:
         finally:
             deadline.close()
 
-    async def complete(self, messages: list[Message], **params) -> Completion:
-        started = time.monotonic()
-        deadline = _Deadline(self.config.answer_timeout)
-        attempt = 0
-        try:
-            while True:
-                body = self.body(messages, False, **params)
-                try:
-                    request = self._client.build_request("POST", "chat/completions", json=body)
-                    response = await deadline.run(self._client.send(request, stream=True))
-                    try:
-                        if response.status_code == 200:  # the answer cap is for answers only
-                            raw = await deadline.run(_read_capped(
-                                response, 4 * self.config.max_answer_chars + _ERROR_BODY_LIMIT, self._too_large))
-                        else:  # an error page, however long, is cut as stream() cuts it: still retryable
-                            raw = await deadline.run(_read_capped(response, _ERROR_BODY_LIMIT))
-                    finally:
-                        await response.aclose()
-                    if response.status_code != 200:
-                        raise self._http_error(response, raw, body["model"])
-                    data, choice, text = self._parse_completion(raw)
-                    if len(text) > self.config.max_answer_chars:
-                        raise self._too_large(partial=text[: self.config.max_answer_chars])
-                    total = time.monotonic() - started
-                    return Completion(text=text, backend=self.name, model=_text_or(data.get("model"), self.model),
-                                      finish_reason=_text_or(choice.get("finish_reason"), None),
-                                      usage=_usage(data.get("usage")), started=started, first_token_s=total,
-                                      total_s=total)
-                except BackendError as exc:
-                    error = exc
-                except TimeoutError:
-                    error = self._deadline_error()
-                except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                    error = self._transport_error(exc, False)
-                wait = self._retry_wait(error, attempt, deadline)
-                if wait is None:
-                    raise self._redacted(error) from None
-                await asyncio.sleep(wait.seconds)
-                attempt += 1
-        finally:
-            deadline.close()
+    async def _read_stream(self, response: httpx.Response, deadline: "_Deadline",
+                           sent: "_Sent") -> AsyncIterator[Chunk]:
+        """The chunks of a streamed 200 response, up to max_answer_chars."""
+        cap = self.config.max_answer_chars
+        size = 0
+        events = _SSEDecoder(max_event_bytes=4 * cap + _ERROR_BODY_LIMIT)
+        finished = False
+        reads = response.aiter_bytes()
+        while True:
+            # _END after the last read, so an event the server cut before its own blank line counts
+            raw = await deadline.run(anext(reads, _END))
+            for event in events.feed(raw):
+                if event == "[DONE]":
+                    return
+                chunk = self._parse_chunk(event)
+                if chunk.finish_reason:
+                    sent.answered = finished = True
+                if chunk.text:
+                    sent.answered = True
+                    if size + len(chunk.text) > cap:
+                        if size < cap:
+                            sent.parts.append(chunk.text[: cap - size])
+                            yield Chunk(sent.parts[-1])
+                        raise self._too_large()  # its partial is set by _exchange
+                    size += len(chunk.text)
+                    sent.parts.append(chunk.text)
+                yield chunk
+            if raw is _END:
+                break
+        if not finished:
+            raise DisconnectedError(f"{self.name}: the stream ended before the answer was finished")
+
+    async def _read_completion(self, response: httpx.Response, deadline: "_Deadline", started: float) -> Completion:
+        """The answer of a non-streamed 200 response (the answer cap applies to answers only)."""
+        cap = self.config.max_answer_chars
+        raw = await deadline.run(_read_capped(response, 4 * cap + _ERROR_BODY_LIMIT, self._too_large))
+        data, choice, text = self._parse_completion(raw)
+        if len(text) > cap:
+            raise self._too_large(partial=text[:cap])
+        total = time.monotonic() - started
+        return Completion(text=text, backend=self.name, model=_text_or(data.get("model"), self.model),
+                          finish_reason=_text_or(choice.get("finish_reason"), None),
+                          usage=_usage(data.get("usage")), started=started, first_token_s=total, total_s=total)
 
     async def list_models(self) -> list[str]:
         try:
@@ -344,6 +339,14 @@ class OpenAIBackend:
             return None
         return RetryWait(seconds=delay, attempt=attempt + 2, attempts=self.config.max_retries + 1,
                          reason=self._redactor.message(error.message), retry_after=asked)
+
+
+class _Sent:
+    """What one attempt handed the caller: once text or the end has, the answer is never asked for again."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []  # the text so far (the partial answer of an error)
+        self.answered = False
 
 
 class _Deadline:

@@ -69,7 +69,9 @@ def cmd_ask(args) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    async def run():
+    ended = []  # the last event; not run()'s result, whose repr asyncio.run may build (a copy of a huge answer)
+
+    async def run() -> None:
         with open_history(settings, args.no_save) as store:
             service = ConversationService(store, settings, name)
             service.listeners.append(note_store_problem)
@@ -80,11 +82,13 @@ def cmd_ask(args) -> int:
                     elif isinstance(event, Waiting):
                         note(event.wait.describe())
                     elif isinstance(event, (VariantSaved, Failed, NotSent)):
-                        return event
+                        ended.append(event)
+                        return
             finally:
                 await service.aclose()
 
-    end = asyncio.run(run())
+    asyncio.run(run())
+    end = ended[0] if ended else None
     if isinstance(end, NotSent):
         return fail(f"the prompt is {end.tokens} tokens; {end.backend}'s context window is {end.window}")
     if isinstance(end, Failed):

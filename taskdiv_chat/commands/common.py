@@ -89,10 +89,11 @@ def open_history(settings: Settings, no_save: bool = False):
 
 
 def note_store_problem(event) -> None:
-    """A ConversationService listener: one line on stderr when the history stops being written."""
+    """A ConversationService listener: one line on stderr when writes to the history are given up. A store
+    that fails for a while says nothing here: the service keeps the writes and makes them when it can."""
     from ..conversation import StoreProblem
 
-    if isinstance(event, StoreProblem):
+    if isinstance(event, StoreProblem) and event.lost:
         note(f"the answers are not saved in the history: {event.error}")
 
 

@@ -25,6 +25,7 @@ them to one connection and lock; everything callers need is importable from here
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -92,6 +93,23 @@ class Store:
     def _all(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
+
+    def can_write(self) -> bool:
+        """Whether a write can start now, without waiting for another instance's transaction
+        (a quick probe before retrying kept writes: a locked file must not hold the store's lock)."""
+        with self._lock:
+            if self._db is None:
+                return False
+            wait = self._db.execute("PRAGMA busy_timeout").fetchone()[0]
+            self._db.execute("PRAGMA busy_timeout = 0")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("ROLLBACK")
+                return True
+            except sqlite3.Error:
+                return False
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {int(wait)}")
 
     def close(self) -> None:
         """Cut off this store's unfinished streams, purge what it deleted, close the file."""

@@ -45,13 +45,16 @@ class VariantWriter:
     def text(self) -> str:
         return "".join(self._parts)
 
-    def append(self, text_delta: str) -> None:
+    def append(self, text_delta: str, flush: bool = True) -> None:
+        """Add streamed text; flush False: only hold it (the store fails: a later flush() or finish() writes it)."""
         if not text_delta:
             return
         with self._lock:
             if self.finished:
                 raise StoreError(f"variant {self.variant_id} is already finished")
             self._parts.append(text_delta)
+            if not flush:
+                return
             wait = FLUSH_INTERVAL - (time.monotonic() - self._last_flush)
             if wait <= 0:
                 self._flush_locked()
@@ -84,11 +87,14 @@ class VariantWriter:
         self._last_flush = time.monotonic()
 
     def finish(self, finish_reason: str | None = "stop", usage: Any = None, timings: dict | None = None,
-               error: str | None = None) -> None:
-        """Record the end: 'done' for a normal stop, else 'cut-off' with the reason (text kept)."""
+               error: str | None = None, text: str | None = None) -> None:
+        """Record the end: 'done' for a normal stop, else 'cut-off' with the reason (text kept).
+        text: everything appended, joined already by the caller (a long answer is not copied once more)."""
         with self._lock:
             if self.finished:
                 return
+            if text is not None:
+                self._parts = [text]
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None

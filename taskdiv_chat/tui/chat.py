@@ -23,8 +23,8 @@ from .. import config, taxonomy
 from ..capability import capability_hint
 from ..config import data_dir
 from ..conversation import (Classified, ConversationService, Delta, Failed, Measured, Measuring, NotSent, Started,
-                            StoreProblem, TurnAdded, VariantSaved, Waiting, count_tokens, store_errors, title_for,
-                            usable)
+                            StoreProblem, StoreRecovered, TurnAdded, VariantSaved, Waiting, count_tokens, store_errors,
+                            title_for, usable)
 from ..sanitize import for_display
 from . import bindings, services
 from .bindings import keys_for_id
@@ -439,6 +439,9 @@ class ChatScreen(Screen):
                 saved.append(view)
             raise
         finally:
+            # Closed first: a stopped answer is in its turn before `answering` lets a regenerate start
+            # (else it would find no answer to diversify from and retry instead, as strategy "first").
+            await events.aclose()
             ticker.cancel()
             answer.busy = None
             if view is not None:
@@ -646,9 +649,12 @@ class ChatScreen(Screen):
                 answer.show_badge(f"diversity failed: {event.error}", "bad")
         elif isinstance(event, Failed) and event.stage == "classify":
             self.app.notify(for_display(f"classification failed: {event.error}"), severity="warning")
-        elif isinstance(event, StoreProblem):
-            self.app.notify(for_display(f"not saved in the history from now on: {event.error}"), severity="error",
-                            timeout=30)
+        elif isinstance(event, StoreProblem):  # lost: writes given up; else kept in memory and retried
+            self.app.notify(for_display(f"not saved in the history: {event.error}" if event.lost else
+                                        f"not saved in the history for now (kept, retrying): {event.error}"),
+                            severity="error", timeout=30)
+        elif isinstance(event, StoreRecovered):
+            self.app.notify("Saved in the history again; nothing was lost.", timeout=10)
 
     def _paint_chip(self, turn_id: int) -> None:
         user = self.user_for(turn_id)
