@@ -1,0 +1,174 @@
+"""Does any change to the local classifier's head beat the shipped settings on real prompts? (issue 9)
+
+Cross-validation on the real "train" rows only (data/wildchat-labelled.jsonl), 5 folds x 3 repeats
+(seeds 0-2); every training fold also holds all the exemplars. The "test" rows are never read.
+Prints accuracy, macro-F1, wrong "other" and wrong letter per variant, at other_below 0.25 and others.
+The table and the decision are in docs/labelling.md.
+
+    PYTHONPATH=. HF_HUB_OFFLINE=1 nice python experiments/classify_cv_variants.py [--only NAME ...]
+
+Variants (the shipped model is train.SETTINGS: [request embedding | word 1-2-gram TF-IDF of the request],
+C=60, real prompts weighing 3, exemplars 1):
+- balance: class weights (total weight per class made equal, ^0.5 or ^1);
+- prompt-embedding: a second embedding block, of the prompt as typed;
+- prompt-words: a second TF-IDF block, of the prompt as typed (first 300 words), x0.5;
+- chars: a TF-IDF block of character 3-5-grams of the request, x0.5;
+- exemplar-weight: exemplars weighing 0.5 or 2 instead of 1;
+- prior: the probabilities moved towards the class frequencies of the real training rows
+  (p * (real prior / training-weight prior) ** alpha), since the exemplars are near-balanced;
+- knn: the logistic regression's probabilities blended with a k-nearest-neighbour vote over the
+  request embeddings of the training texts (k 5/10/20, all texts or real only, blend 0.1-0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections import Counter
+
+import numpy as np
+
+from taskdiv_chat.classify.head import ngrams, tfidf
+from taskdiv_chat.classify.train import LABELS, SETTINGS, cv_score, embed_cached, load_labelled, real_prompts
+from taskdiv_chat.classify.request import extract_request
+
+REPEATS = 3
+THRESHOLDS = (0.0, 0.25, 0.3, 0.35, 0.4)
+
+
+class Data:
+    def __init__(self):
+        exemplars, real = load_labelled(), real_prompts("train")
+        self.n_ex, self.n_real = len(exemplars), len(real)
+        self.prompts = [p for p, _ in exemplars + real]
+        self.y = np.array([g for _, g in exemplars + real])
+        self.requests = [extract_request(p).text for p in self.prompts]
+        self.gold = [g for _, g in real]
+        self.strata = [g if Counter(self.gold)[g] >= 5 else "rare" for g in self.gold]
+        self.vectors = {"request": embed_cached(self.requests)}
+
+    def folds(self):
+        from sklearn.model_selection import StratifiedKFold
+
+        for repeat in range(REPEATS):
+            for fit_idx, val_idx in StratifiedKFold(5, shuffle=True, random_state=repeat).split(self.gold, self.strata):
+                yield repeat, fit_idx, val_idx
+
+    def grams(self, source: str) -> list[list[str]]:
+        if source == "request":
+            return [ngrams(t) for t in self.requests]
+        if source == "prompt":
+            return [ngrams(" ".join(p.split()[:300])) for p in self.prompts]
+        return [_chargrams(t) for t in self.requests]  # "chars"
+
+
+def _chargrams(text: str) -> list[str]:
+    t = f" {' '.join(text.lower().split())} "
+    return [t[i:i + n] for n in (3, 4, 5) for i in range(len(t) - n + 1)]
+
+
+def _tfidf_block(grams, fitted, scale):
+    """Sublinear TF-IDF (head.tfidf) with the vocabulary and idf of the training texts of the fold."""
+    from scipy.sparse import csr_matrix
+
+    df = Counter(g for i in fitted for g in set(grams[i]))
+    vocabulary = {w: i for i, w in enumerate(sorted(df))}
+    idf = np.array([math.log((1 + len(fitted)) / (1 + df[w])) + 1 for w in sorted(df)])
+    rows, cols, values = [], [], []
+    for row, gs in enumerate(grams):
+        index, value = tfidf(gs, vocabulary, idf)
+        rows += [row] * len(index)
+        cols += index.tolist()
+        values += (value * scale).tolist()
+    return csr_matrix((values, (rows, cols)), shape=(len(grams), len(vocabulary)))
+
+
+def oof(data: Data, *, dense=("request",), words=(("request", 1.0),), example_weight=1.0, balance=0.0,
+        prior_alpha=0.0) -> list[np.ndarray]:
+    """Out-of-fold probabilities of the real train rows, one array per repeat (columns in LABELS order)."""
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.linear_model import LogisticRegression
+
+    for name in dense:
+        if name not in data.vectors:
+            data.vectors[name] = embed_cached(data.prompts)
+    grams = {source: data.grams(source) for source, _ in words}
+    base = np.array([example_weight] * data.n_ex + [SETTINGS.real_weight] * data.n_real)
+    out = [np.zeros((data.n_real, len(LABELS))) for _ in range(REPEATS)]
+    for repeat, fit_idx, val_idx in data.folds():
+        keep = np.r_[np.arange(data.n_ex), data.n_ex + fit_idx]
+        x = hstack([csr_matrix(data.vectors[d]) for d in dense]
+                   + [_tfidf_block(grams[s], keep, scale) for s, scale in words]).tocsr()
+        y, w = data.y[keep], base[keep].copy()
+        if balance:
+            mass = {c: w[y == c].sum() for c in set(y)}
+            w *= np.array([(w.sum() / len(mass) / mass[c]) ** balance for c in y])
+            w *= base[keep].sum() / w.sum()
+        model = LogisticRegression(C=SETTINGS.C, max_iter=5000).fit(x[keep], y, sample_weight=w)
+        p = model.predict_proba(x[data.n_ex + val_idx])
+        if prior_alpha:
+            trained = np.array([w[y == c].sum() for c in model.classes_]) / w.sum()
+            real = np.array([(data.y[data.n_ex + fit_idx] == c).sum() + 1 for c in model.classes_], float)
+            p = p * (real / real.sum() / trained) ** prior_alpha
+            p /= p.sum(axis=1, keepdims=True)
+        out[repeat][np.ix_(val_idx, [LABELS.index(c) for c in model.classes_])] = p
+    return out
+
+
+def knn(data: Data, k: int, real_only: bool) -> list[np.ndarray]:
+    v = data.vectors["request"]
+    out = [np.zeros((data.n_real, len(LABELS))) for _ in range(REPEATS)]
+    for repeat, fit_idx, val_idx in data.folds():
+        keep = data.n_ex + fit_idx if real_only else np.r_[np.arange(data.n_ex), data.n_ex + fit_idx]
+        nearest = np.argsort(-(v[data.n_ex + val_idx] @ v[keep].T), axis=1)[:, :k]
+        for row, neighbours in zip(val_idx, nearest):
+            for j in neighbours:
+                out[repeat][row, LABELS.index(data.y[keep][j])] += 1 / k
+    return out
+
+
+def show(name: str, gold, probabilities) -> None:
+    s = cv_score(gold, probabilities, SETTINGS.other_below)
+    by_threshold = " ".join(f"{t:.2f}:{cv_score(gold, probabilities, t)['accuracy']:.3f}" for t in THRESHOLDS)
+    print(f"{name:44s} accuracy {s['accuracy']:.3f}  macro-F1 {s['macro_f1']:.3f}  wrong other {s['wrong_other']:.3f}"
+          f"  wrong letter {s['wrong_letter']:.3f}  | accuracy by other_below {by_threshold}", flush=True)
+
+
+VARIANTS = {
+    "shipped": {},
+    "balance 0.5": {"balance": 0.5},
+    "balance 1": {"balance": 1.0},
+    "prompt-embedding": {"dense": ("request", "prompt")},
+    "prompt-words x0.5": {"words": (("request", 1.0), ("prompt", 0.5))},
+    "chars x0.5": {"words": (("request", 1.0), ("chars", 0.5))},
+    "exemplar-weight 0.5": {"example_weight": 0.5},
+    "exemplar-weight 2": {"example_weight": 2.0},
+    **{f"prior {a}": {"prior_alpha": a} for a in (0.25, 0.5, 1.0)},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="variant names (default: all, then the kNN blends)")
+    args = parser.parse_args()
+    data = Data()
+    print(f"{data.n_real} real train prompts, {data.n_ex} exemplars; 5 folds x {REPEATS} repeats; "
+          f"other_below {SETTINGS.other_below} unless said")
+    shipped = None
+    for name, options in VARIANTS.items():
+        if args.only and name not in args.only and not (name == "shipped" and "knn" in args.only):
+            continue
+        probabilities = oof(data, **options)
+        shipped = probabilities if name == "shipped" else shipped
+        show(name, data.gold, probabilities)
+    if shipped is not None and (not args.only or "knn" in args.only):
+        for k in (5, 10, 20):
+            for real_only in (True, False):
+                votes = knn(data, k, real_only)
+                for blend in (0.1, 0.2, 0.3, 0.5):
+                    show(f"knn k={k} {'real' if real_only else 'all'} blend {blend}", data.gold,
+                         [(1 - blend) * p + blend * q for p, q in zip(shipped, votes)])
+
+
+if __name__ == "__main__":
+    main()
