@@ -23,7 +23,7 @@ STRATEGY_SIGNALS: dict[str, str] = {
     "factor": r"\bfactor(?:ing|ise|ize|ed|s)?\b(?! of)|\(x ?[-−+] ?\d+\) ?\(x|prime factori",
     "quadratic formula": r"quadratic formula|discriminant|± ?√|\+/-",
     "complete the square": r"complet\w* the square",
-    "substitution": r"substitut|plug\w*(?: \S+)? into|put (?:that|this|it) into",
+    "substitution": r"substitut|plug\w*(?: (?!back)\S+)? into|put (?:that|this|it) into",
     "elimination": r"eliminat|(?:add|sum)\w* (?:both|the two|the) equations|subtract\w* the (?:two )?equations|"
                    r"\bcancel|subtract\w* (?:it|this|that|them) from the (?:first|second|other)|"
                    r"multiply (?:the )?(?:first|second|other) equation",
@@ -45,23 +45,45 @@ STRATEGY_SIGNALS: dict[str, str] = {
     "modular": r"\bmod\b|modul|cycle|period|≡",
     "standard algorithm": r"\bcarry|digit by digit|column method|standard algorithm|long multiplication",
     "direct computation": r"\bcompute|calculat|long division|multiply it out|work it out directly",
-    "trial division": r"trial division|divisible by|testing divisors|test\w* divisors|√\d+",
-    "euclid": r"euclid",
-    "pythagoras": r"pythagor|a² ?\+ ?b²|a\^2 ?\+ ?b\^2",
+    "trial division": r"trial division|divisible by|testing divisors|test\w* divisors|(?:up to|≤) ?√\d+",
+    "euclid": r"euclid|(?:larger|bigger) (?:number )?by (?:its|the) remainder",
+    "heron": r"\bheron",
+    "shoelace": r"shoelace|determinant",
+    "difference of squares": r"difference of (?:two )?squares|\d+² ?[-−] ?\d+²",
+    "combinations": r"\bC\(\s*\d+\s*,\s*\d+\s*\)|\d+ choose \d+|\bcombinations?\b|binomial coefficient|\bnCr\b",
+    "series": r"arithmetic (?:series|sequence|progression)|geometric (?:series|sequence)|1 ?\+ ?2 ?\+ ?(?:3|…|\.\.\.)",
+    "pattern": r"\bpattern\b|\bin general\b|\balways (?:equals|is)\b",
+    "chain rule": r"chain rule|composition|outer function|inner function|derivative of the inside",
+    "expand": r"\bexpand|multiply (?:it )?out|binomial theorem",
+    "pythagoras": r"pythagor|a² ?\+ ?b²|a\^2 ?\+ ?b\^2|\d+² ?\+ ?\d+² ?= ?\d+²",
     "trigonometry": r"trigonometr|\b(?:sin|cos|tan)\b|soh ?cah",
-    "geometry": r"rectangle|half of a|triangle is half|\bdraw|diagram|picture|visuali",
+    "geometry": r"rectangle|half of a|triangle is half|\bdraw|diagram|picture|visuali|right triangle|"
+                r"base (?:of )?\d+ and (?:a )?height|along the axes",
     "venn or inclusion-exclusion": r"\bvenn|inclusion[- ]exclusion",
     "proof": r"induction|contradiction|suppose not|contrapositive",
     "symmetry": r"symmetr",
     "code": r"\bcode\b|python|program\b|\bloop\b",
     "estimation": r"estimat|approximat",
-    "equation": r"let \w+ be|set up an? equation|write an? equation|\bequation\b|\bsolve for|\b\d*\.\d+[a-z] ?=",
+    "equation": r"let \w+ be|\blet (?:the )?\w+ (?:cost|be|equal)|\bcall (?:the|it)\b|set up an? equation|write an? equation|\bequation\b|\bsolve for|\b\d*\.\d+[a-z] ?=",
 }
 _STRATEGY_RE = {name: re.compile(pattern, re.I) for name, pattern in STRATEGY_SIGNALS.items()}
 
 
+# Signals most solutions show whatever their method ("area = ...", "the equation"): compared only
+# when neither solution names a more specific strategy.
+GENERIC_STRATEGIES = frozenset({"formula", "equation", "direct computation"})
+
+
 def strategies(text: str) -> set[str]:
     return {name for name, pattern in _STRATEGY_RE.items() if pattern.search(text)}
+
+
+def strategy_overlap(a: str, b: str) -> float | None:
+    """Jaccard of the strategies two solutions use (specific ones when both name some); None when one names none."""
+    ta, tb = strategies(a), strategies(b)
+    if ta - GENERIC_STRATEGIES and tb - GENERIC_STRATEGIES:
+        ta, tb = ta - GENERIC_STRATEGIES, tb - GENERIC_STRATEGIES
+    return _jaccard(ta, tb) if ta and tb else None
 
 
 DISTINCT_LETTERS = ("E", "F", "H")  # short core texts: what is left beyond the shared words is compared too
@@ -161,6 +183,5 @@ def pair_features(letter: str | None, prompt: str, a: str, b: str, vec, core_a: 
         feats["option"] = None if not (oa and ob) else float(oa == ob)
         feats["recommendation"] = _token_overlap(recommendations(a, prompt, b), recommendations(b, prompt, a))
     if letter == "D":
-        ta, tb = strategies(a), strategies(b)
-        feats["strategy"] = _jaccard(ta, tb) if ta and tb else None
+        feats["strategy"] = strategy_overlap(a, b)
     return feats

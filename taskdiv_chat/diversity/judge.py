@@ -34,7 +34,7 @@ from ..config import Settings, cache_dir
 from ..taxonomy import Category, judge_prompt
 from . import answers as _answers
 from .features import DISTINCT_LETTERS, Embedder, distinctive_texts, pair_features
-from .text import FILLER, NUMBER_WORDS, STOPWORDS, plain, sentences, words
+from .text import FILLER, NUMBER_WORDS, STOPWORDS, normalize_answer, plain, sentences, stem, words
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "judge_model.json"
 SHORT_ANSWER_WORDS = 5
@@ -181,6 +181,25 @@ def _alias_key(answer: str) -> str | None:
     return None
 
 
+def _swapped_words(prompt: str, a: str, b: str) -> tuple[str, str] | None:
+    """Two answers on one template that name different things in the same place ("Atomic number 8 belongs
+    to oxygen." / "... to nitrogen."): the two words, else None. Same-valued numbers and plurals are no swap."""
+    wa, wb = words(a), words(b)
+    matcher = SequenceMatcher(None, wa, wb, autojunk=False)
+    if min(len(wa), len(wb)) < 2 or matcher.ratio() < 0.5:
+        return None
+    asked = {stem(w) for w in words(prompt)}
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op != "replace":
+            continue
+        left, right = ([w for w in side if w not in STOPWORDS and w not in FILLER and stem(w) not in asked]
+                       for side in (wa[i1:i2], wb[j1:j2]))
+        if (left and right and {stem(w) for w in left} != {stem(w) for w in right}
+                and normalize_answer(" ".join(wa[i1:i2])) != normalize_answer(" ".join(wb[j1:j2]))):
+            return " ".join(left), " ".join(right)
+    return None
+
+
 class _Judge:
     """What both judges offer; each implements judge_pairs_detailed()."""
 
@@ -273,12 +292,16 @@ class LocalJudge(_Judge):
         """
         if letter == "D":
             fa, fb = _answers.problem_answer(a, prompt), _answers.problem_answer(b, prompt)
-            if fa and fb and not _answers.answers_match(fa, fb):
+            if fa and fb and not _answers.answers_match(fa, fb) and not (
+                    _answers.concludes_with(a, fb) or _answers.concludes_with(b, fa)):  # one misread: not decided
                 return Verdict(False, f"final answers differ: {fa} vs {fb}"), None
             return None, None
         if letter not in ("A", "B", "C"):
             return None, None
         a, b = plain(a), plain(b)
+        swapped = _swapped_words(prompt, a, b) if letter in ("A", "B") else None
+        if swapped:
+            return Verdict(False, f"one answer put in place of another: {swapped[0]} vs {swapped[1]}"), None
         if letter == "C":
             ca, cb = _answers.outcome_candidates(a, prompt), _answers.outcome_candidates(b, prompt)
             same = _answers.outcomes_equal(ca, cb)
