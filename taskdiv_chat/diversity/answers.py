@@ -355,7 +355,16 @@ def same_answer(a: list[str], b: list[str]) -> bool | None:
         return measured
     if answers_match(a[0], b[0]):
         return True
+    if _namesakes(a[0], b[0]):
+        return False
     return any(answers_match(a[0], x) for x in b) and any(answers_match(b[0], x) for x in a)
+
+
+def _namesakes(x: str, y: str) -> bool:
+    """Two names that share a word but each have one of their own: two people or places, not one
+    ("marie curie" / "pierre curie", "george washington" / "george w bush")."""
+    wx, wy = set(x.split()), set(y.split())
+    return bool(wx & wy) and bool(wx - wy) and bool(wy - wx) and not any(w[:1].isdigit() for w in wx | wy)
 
 
 def answers_match(x: str, y: str) -> bool:
@@ -393,8 +402,20 @@ def outcomes_equal(a: list[str], b: list[str]) -> bool | None:
     """C: the same draw, as a multiset (order of dice or cards does not matter)."""
     if not a or not b:
         return None
-    if sorted(a) == sorted(b):
+    if sorted(a) == sorted(b) or _with_total(a, b) or _with_total(b, a):
         return True
     if len(a) == 1 or len(b) == 1:  # one outcome stated, the other repeated or explained
         return a[0] == b[0]
     return False
+
+
+def _with_total(longer: list[str], shorter: list[str]) -> bool:
+    """The same dice with their total stated once more ("⚂ + ⚃ = 7" / "a 3 and a 4")."""
+    if len(longer) != len(shorter) + 1 or len(shorter) < 2:
+        return False
+    try:
+        values = [float(v) for v in shorter]
+        total = float(longer[-1])
+    except ValueError:
+        return False
+    return sorted(longer[:-1]) == sorted(shorter) and total == sum(values)

@@ -7,10 +7,12 @@ llm    the paper's protocol: the model answers YES/NO at temperature 0 to
 local  offline and category-aware. It first extracts what the category compares
        (core_text: A, B, C the answer or outcome, normalised; D the method; E, H
        the core recommendation; F the emphasis; G the whole piece), decides what
-       rules can (different final answers, different outcomes, a known epithet,
-       disjoint strategies, opposite stances), and leaves the rest to a logistic
-       model per category group over embeddings that discount the prompt's own
-       contribution, fitted on data/judge_calibration.jsonl and
+       rules can (different final answers, quantities after unit conversion,
+       different outcomes, one answer swapped into the same template, a known
+       epithet, disjoint strategies, opposite stances), and leaves the rest to a
+       logistic model per category group over embeddings that discount the
+       prompt's own contribution (for E-H also each point matched with the other
+       answer's closest point, and what follows an opening both answers share), fitted on data/judge_calibration.jsonl and
        data/judge_hard_pairs.jsonl by `python -m taskdiv_chat.diversity.calibrate`.
 auto   llm when the backend is capable (declared in the config, or it passed
        the cached capability self-check), else local.
@@ -33,7 +35,8 @@ from ..config import METHODS as JUDGE_METHODS
 from ..config import Settings, cache_dir
 from ..taxonomy import Category, judge_prompt
 from . import answers as _answers
-from .features import DISTINCT_LETTERS, Embedder, distinctive_texts, pair_features
+from .features import (ALIGN_LETTERS, DISTINCT_LETTERS, Embedder, aligned_units, distinctive_texts, pair_features,
+                       unshared_texts)
 from .text import FILLER, NUMBER_WORDS, STOPWORDS, normalize_answer, plain, sentences, stem, words
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "judge_model.json"
@@ -98,7 +101,7 @@ def near_identical(a: str, b: str) -> bool:
 
 GROUPS = {"A": "answer", "B": "answer", "C": "answer", "D": "method", "E": "advice", "H": "advice",
           "F": "emphasis", "G": "creative"}
-FEATURES = ["cos", "resid", "core", "lex", "rule", "distinct"]
+FEATURES = ["cos", "resid", "core", "lex", "rule", "distinct", "align", "rest"]
 
 
 def group_of(letter: str | None) -> str:
@@ -238,7 +241,9 @@ class LocalJudge(_Judge):
         cores = {t: core_text(letter, t, prompt) for t in answers}
         extra = [t for a, b in pairs for t in distinctive_texts(cores[a] or a, cores[b] or b, prompt)
                  if letter in DISTINCT_LETTERS and not near_identical(a, b)]
-        vec = Embedder([prompt, *answers, *cores.values(), *extra]) if pairs else None
+        units = [u for t in answers for u in aligned_units(t)] if letter in ALIGN_LETTERS else []
+        units += [t for a, b in pairs for t in (unshared_texts(a, b) or ()) if letter in ALIGN_LETTERS]
+        vec = Embedder([prompt, *answers, *cores.values(), *extra, *units]) if pairs else None
         return [self.decide(prompt, letter, a, b, vec, cores) for a, b in pairs]
 
     def score(self, letter: str | None, feats: dict) -> float:

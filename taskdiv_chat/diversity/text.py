@@ -287,6 +287,7 @@ def normalize_answer(text: str) -> str:
     out = []
     for token in re.findall(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?|[a-z]+(?:/[hs]\b)?(?:'[a-z]+)?|[$€£°%]", text):
         if token in ("a", "an", "the", "is", "it", "its", "it's", "about", "approximately", "around", "exactly",
+                     "roughly", "nearly", "almost", "approx",
                      "total", "in", "of", "and"):
             continue
         number = to_number(token) if token[0].isdigit() or token[0] == "-" or token in NUMBER_WORDS else None
