@@ -184,12 +184,12 @@ def _alias_key(answer: str) -> str | None:
     return None
 
 
-def _swapped_words(prompt: str, a: str, b: str) -> tuple[str, str] | None:
+def _swapped_words(prompt: str, a: str, b: str, min_ratio: float = 0.5) -> tuple[str, str] | None:
     """Two answers on one template that name different things in the same place ("Atomic number 8 belongs
     to oxygen." / "... to nitrogen."): the two words, else None. Same-valued numbers and plurals are no swap."""
     wa, wb = words(a), words(b)
     matcher = SequenceMatcher(None, wa, wb, autojunk=False)
-    if min(len(wa), len(wb)) < 2 or matcher.ratio() < 0.5:
+    if min(len(wa), len(wb)) < 2 or matcher.ratio() < min_ratio:
         return None
     asked = {stem(w) for w in words(prompt)}
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -275,6 +275,10 @@ class LocalJudge(_Judge):
         verdict, rule = self._by_rule(prompt, letter, a, b)
         if verdict is not None:
             return verdict, {}
+        if letter in ("E", "H"):  # one recommendation swapped into the same sentence ("Paint it light" / "dark")
+            swapped = _swapped_words(prompt, plain(a), plain(b), min_ratio=0.6)
+            if swapped:
+                return Verdict(False, f"a different recommendation in the same words: {swapped[0]} vs {swapped[1]}"), {}
         feats = pair_features(letter, prompt, a, b, vec, core_a, core_b)
         feats["rule"] = rule
         if letter == "D":
