@@ -8,6 +8,7 @@ are dropped, so "Canberra, not Sydney" answers Canberra.
 
 from __future__ import annotations
 
+import math
 import re
 
 from .text import (FILLER, NUMBER_WORDS, STOPWORDS, content_words, normalize_answer, numbers, plain, sentences, stem,
@@ -107,7 +108,7 @@ def fact_candidates(text: str, prompt: str = "") -> list[str]:
             years = [h for h in hits if re.fullmatch(r"\d{3,4}", h[1])]
             hits = years or hits
         for start, token in hits:
-            value = normalize_answer(token)
+            value = _with_unit(normalize_answer(token), head[start + len(token):])
             if value and value not in prompt_numbers and _not_negated(head, start):
                 found.append(value)
         months = re.findall(r"(?i)\b(january|february|march|april|may|june|july|august|september|october|"
@@ -129,6 +130,15 @@ def fact_candidates(text: str, prompt: str = "") -> list[str]:
     if not found:  # a lower-case answer ("hydrogen"): the first content words of the opening sentence
         found += content_words(head.split(".")[0], prompt_words)[:2]
     return _dedupe(found)
+
+
+def _with_unit(value: str, after: str) -> str:
+    """A number with the unit that follows it ("4,130 miles long" -> "4130 mi"), when one does."""
+    unit = normalize_answer("1 " + " ".join(after.split()[:4])).split()[1:]
+    unit = unit[1:] if unit[:1] == ["°"] else unit
+    if value and unit and quantity(f"1 {unit[0]}"):
+        return f"{value} {'° ' if unit[0] in ('c', 'f') else ''}{unit[0]}"
+    return value
 
 
 _CONCLUSION = re.compile(r"(?i)\b(?:so|therefore|thus|hence|giving|which gives|then|that makes|total|in total|"
@@ -188,6 +198,13 @@ def problem_answer(text: str, prompt: str = "") -> str | None:
         return values[-1]
     found = numbers(clause)
     return found[-1] if found else None
+
+
+def concludes_with(text: str, value: str) -> bool:
+    """Whether a worked solution's closing sentences state `value` (a final answer the extractor missed)."""
+    closing = " ".join(sentences(plain(text))[-2:])
+    wanted = value.split()
+    return bool(wanted) and all(any(answers_match(w, n) for n in numbers(closing)) for w in wanted)
 
 
 def pick_candidates(text: str, prompt: str = "") -> list[str]:
@@ -293,6 +310,39 @@ def _dedupe(items: list[str]) -> list[str]:
     return seen
 
 
+# Units of one dimension as factors to a base unit; temperatures convert apart (an offset, not a factor).
+_FACTORS = {"m": ("length", 1.0), "km": ("length", 1000.0), "cm": ("length", 0.01), "mm": ("length", 0.001),
+            "mi": ("length", 1609.344), "ft": ("length", 0.3048), "inch": ("length", 0.0254),
+            "kg": ("mass", 1.0), "g": ("mass", 0.001), "lb": ("mass", 0.45359), "l": ("volume", 1.0),
+            "ml": ("volume", 0.001), "h": ("time", 3600.0), "min": ("time", 60.0), "s": ("time", 1.0),
+            "km/h": ("speed", 1 / 3.6), "mph": ("speed", 0.44704), "m/s": ("speed", 1.0), "km/s": ("speed", 1000.0),
+            "mi/s": ("speed", 1609.344), "c": ("temperature", 1.0), "f": ("temperature", 1.0)}
+
+
+def quantity(answer: str) -> tuple[str, float] | None:
+    """(dimension, value in the base unit) of a normalised "number unit" answer ("1.5 km" -> length 1500)."""
+    match = re.fullmatch(r"(-?[\d.]+) (?:° )?([a-z/]+)(?: [a-z]+)?", answer)
+    if not match or match.group(2) not in _FACTORS:
+        return None
+    try:
+        value = float(match.group(1))
+    except ValueError:
+        return None
+    dimension, factor = _FACTORS[match.group(2)]
+    if dimension == "temperature":
+        return dimension, value if match.group(2) == "c" else (value - 32) * 5 / 9
+    return dimension, value * factor
+
+
+def same_quantity(x: str, y: str) -> bool | None:
+    """Two measured answers, unit converted: equal within rounding (3 %); None unless both are quantities
+    of one dimension ("6,650 km" / "4,130 miles" equal; "100 °C" / "100 °F" differ)."""
+    qx, qy = quantity(x), quantity(y)
+    if not qx or not qy or qx[0] != qy[0]:
+        return None
+    return abs(qx[1] - qy[1]) <= 0.03 * max(abs(qx[1]), abs(qy[1])) + 1e-9
+
+
 def same_answer(a: list[str], b: list[str]) -> bool | None:
     """Two candidate lists name the same answer: equal primaries, or each primary found in the other list.
 
@@ -300,9 +350,21 @@ def same_answer(a: list[str], b: list[str]) -> bool | None:
     """
     if not a or not b:
         return None
+    measured = same_quantity(a[0], b[0])
+    if measured is not None:
+        return measured
     if answers_match(a[0], b[0]):
         return True
+    if _namesakes(a[0], b[0]):
+        return False
     return any(answers_match(a[0], x) for x in b) and any(answers_match(b[0], x) for x in a)
+
+
+def _namesakes(x: str, y: str) -> bool:
+    """Two names that share a word but each have one of their own: two people or places, not one
+    ("marie curie" / "pierre curie", "george washington" / "george w bush")."""
+    wx, wy = set(x.split()), set(y.split())
+    return bool(wx & wy) and bool(wx - wy) and bool(wy - wx) and not any(w[:1].isdigit() for w in wx | wy)
 
 
 def answers_match(x: str, y: str) -> bool:
@@ -310,6 +372,12 @@ def answers_match(x: str, y: str) -> bool:
     if x == y:
         return True
     xs, ys = [to_number(w) or w for w in x.split()], [to_number(w) or w for w in y.split()]
+    if len(xs) == len(ys) == 1 and (xs[0].endswith("%") != ys[0].endswith("%")):  # "51.8%" / "0.518"
+        percent, plain_ = (xs[0], ys[0]) if xs[0].endswith("%") else (ys[0], xs[0])
+        try:
+            return math.isclose(float(percent[:-1]) / 100, float(plain_), rel_tol=0.005)
+        except ValueError:
+            return False
     if xs == ys or (len(xs) == len(ys) == 1 and _close(xs[0], ys[0])):
         return True
     if not xs or not ys:
@@ -334,8 +402,20 @@ def outcomes_equal(a: list[str], b: list[str]) -> bool | None:
     """C: the same draw, as a multiset (order of dice or cards does not matter)."""
     if not a or not b:
         return None
-    if sorted(a) == sorted(b):
+    if sorted(a) == sorted(b) or _with_total(a, b) or _with_total(b, a):
         return True
     if len(a) == 1 or len(b) == 1:  # one outcome stated, the other repeated or explained
         return a[0] == b[0]
     return False
+
+
+def _with_total(longer: list[str], shorter: list[str]) -> bool:
+    """The same dice with their total stated once more ("⚂ + ⚃ = 7" / "a 3 and a 4")."""
+    if len(longer) != len(shorter) + 1 or len(shorter) < 2:
+        return False
+    try:
+        values = [float(v) for v in shorter]
+        total = float(longer[-1])
+    except ValueError:
+        return False
+    return sorted(longer[:-1]) == sorted(shorter) and total == sum(values)

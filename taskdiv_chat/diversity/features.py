@@ -10,7 +10,7 @@ import re
 import numpy as np
 
 from .elements import chosen_option, prompt_options, recommendations, stance
-from .text import content_words, stem, words
+from .text import content_words, plain, sentences, stem, words
 
 # D: solution strategies, each a set of signal patterns. Two solutions that use
 # disjoint strategies are different even when they reach the same answer.
@@ -23,7 +23,7 @@ STRATEGY_SIGNALS: dict[str, str] = {
     "factor": r"\bfactor(?:ing|ise|ize|ed|s)?\b(?! of)|\(x ?[-−+] ?\d+\) ?\(x|prime factori",
     "quadratic formula": r"quadratic formula|discriminant|± ?√|\+/-",
     "complete the square": r"complet\w* the square",
-    "substitution": r"substitut|plug\w*(?: \S+)? into|put (?:that|this|it) into",
+    "substitution": r"substitut|plug\w*(?: (?!back)\S+)? into|put (?:that|this|it) into",
     "elimination": r"eliminat|(?:add|sum)\w* (?:both|the two|the) equations|subtract\w* the (?:two )?equations|"
                    r"\bcancel|subtract\w* (?:it|this|that|them) from the (?:first|second|other)|"
                    r"multiply (?:the )?(?:first|second|other) equation",
@@ -45,26 +45,74 @@ STRATEGY_SIGNALS: dict[str, str] = {
     "modular": r"\bmod\b|modul|cycle|period|≡",
     "standard algorithm": r"\bcarry|digit by digit|column method|standard algorithm|long multiplication",
     "direct computation": r"\bcompute|calculat|long division|multiply it out|work it out directly",
-    "trial division": r"trial division|divisible by|testing divisors|test\w* divisors|√\d+",
-    "euclid": r"euclid",
-    "pythagoras": r"pythagor|a² ?\+ ?b²|a\^2 ?\+ ?b\^2",
+    "trial division": r"trial division|divisible by|testing divisors|test\w* divisors|(?:up to|≤) ?√\d+",
+    "euclid": r"euclid|(?:larger|bigger) (?:number )?by (?:its|the) remainder",
+    "heron": r"\bheron",
+    "shoelace": r"shoelace|determinant",
+    "difference of squares": r"difference of (?:two )?squares|\d+² ?[-−] ?\d+²",
+    "combinations": r"\bC\(\s*\d+\s*,\s*\d+\s*\)|\d+ choose \d+|\bcombinations?\b|binomial coefficient|\bnCr\b",
+    "series": r"arithmetic (?:series|sequence|progression)|geometric (?:series|sequence)|1 ?\+ ?2 ?\+ ?(?:3|…|\.\.\.)",
+    "pattern": r"\bpattern\b|\bin general\b|\balways (?:equals|is)\b",
+    "chain rule": r"chain rule|composition|outer function|inner function|derivative of the inside",
+    "expand": r"\bexpand|multiply (?:it )?out|binomial theorem",
+    "pythagoras": r"pythagor|a² ?\+ ?b²|a\^2 ?\+ ?b\^2|\d+² ?\+ ?\d+² ?= ?\d+²",
     "trigonometry": r"trigonometr|\b(?:sin|cos|tan)\b|soh ?cah",
-    "geometry": r"rectangle|half of a|triangle is half|\bdraw|diagram|picture|visuali",
+    "geometry": r"rectangle|half of a|triangle is half|\bdraw|diagram|picture|visuali|right triangle|"
+                r"base (?:of )?\d+ and (?:a )?height|along the axes",
     "venn or inclusion-exclusion": r"\bvenn|inclusion[- ]exclusion",
     "proof": r"induction|contradiction|suppose not|contrapositive",
     "symmetry": r"symmetr",
     "code": r"\bcode\b|python|program\b|\bloop\b",
     "estimation": r"estimat|approximat",
-    "equation": r"let \w+ be|set up an? equation|write an? equation|\bequation\b|\bsolve for|\b\d*\.\d+[a-z] ?=",
+    "equation": r"let \w+ be|\blet (?:the )?\w+ (?:cost|be|equal)|\bcall (?:the|it)\b|set up an? equation|write an? equation|\bequation\b|\bsolve for|\b\d*\.\d+[a-z] ?=",
 }
 _STRATEGY_RE = {name: re.compile(pattern, re.I) for name, pattern in STRATEGY_SIGNALS.items()}
+
+
+# Signals most solutions show whatever their method ("area = ...", "the equation"): compared only
+# when neither solution names a more specific strategy.
+GENERIC_STRATEGIES = frozenset({"formula", "equation", "direct computation"})
 
 
 def strategies(text: str) -> set[str]:
     return {name for name, pattern in _STRATEGY_RE.items() if pattern.search(text)}
 
 
+def strategy_overlap(a: str, b: str) -> float | None:
+    """Jaccard of the strategies two solutions use (specific ones when both name some); None when one names none."""
+    ta, tb = strategies(a), strategies(b)
+    if ta - GENERIC_STRATEGIES and tb - GENERIC_STRATEGIES:
+        ta, tb = ta - GENERIC_STRATEGIES, tb - GENERIC_STRATEGIES
+    return _jaccard(ta, tb) if ta and tb else None
+
+
 DISTINCT_LETTERS = ("E", "F", "H")  # short core texts: what is left beyond the shared words is compared too
+ALIGN_LETTERS = ("E", "F", "G", "H")  # long answers: each point is matched with the other answer's closest point
+_ALIGN_UNITS, _ALIGN_WORDS = 6, 40
+
+
+def aligned_units(text: str) -> list[str]:
+    """The points of an answer to match one by one: its first sentences or list items of three words or more
+    (a heading or "Sure!" is no point), each cut to 40 words."""
+    found = [" ".join(s.split()[:_ALIGN_WORDS]) for s in sentences(plain(text)) if len(s.split()) >= 3]
+    return found[:_ALIGN_UNITS]
+
+
+def alignment(units_a: list[str], units_b: list[str], vec, p: np.ndarray | None) -> float | None:
+    """How well the points of two answers pair up, prompt discounted: the mean of each point's best match
+    in the other answer, both ways. Two answers that make the same points in another order, format or
+    wording align; two that share the topic's words but make different points do not."""
+    if not units_a or not units_b:
+        return None
+
+    def rows(units: list[str]) -> np.ndarray:
+        m = np.stack([vec(u) for u in units]).astype(np.float64)
+        if p is not None:
+            m = m - np.outer(m @ p, p)
+        return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-9)
+
+    sim = rows(units_a) @ rows(units_b).T
+    return float(0.5 * (sim.max(axis=1).mean() + sim.max(axis=0).mean()))
 _CACHE_LIMIT = 20000
 _vector_cache: dict[str, np.ndarray] = {}  # text -> unit embedding, shared by every batch
 
@@ -136,13 +184,35 @@ def distinctive_texts(a: str, b: str, prompt: str = "") -> tuple[str, str]:
     return " ".join(w for w in wa if stem(w) not in shared), " ".join(w for w in wb if stem(w) not in shared)
 
 
+_SHARED_RUN = 4  # words in a row two answers share before the run counts as common ground
+_REST_WORDS = 80  # where two answers part ways shows early; the rest is left out to keep the judge fast
+
+
+def unshared_texts(a: str, b: str) -> tuple[str, str] | None:
+    """Each answer without the runs of words both share ("Pip was the smallest mouse in the barn. ..."):
+    where two answers that open alike part ways. None when they share no run."""
+    from difflib import SequenceMatcher
+
+    wa, wb = words(a), words(b)
+    blocks = [m for m in SequenceMatcher(None, wa, wb, autojunk=False).get_matching_blocks() if m.size >= _SHARED_RUN]
+    shared = sum(m.size for m in blocks)
+    if shared < 0.1 * min(len(wa), len(wb)):  # a phrase or two in common: the whole answers already say it
+        return None
+    keep_a, keep_b = [True] * len(wa), [True] * len(wb)
+    for m in blocks:
+        keep_a[m.a:m.a + m.size] = [False] * m.size
+        keep_b[m.b:m.b + m.size] = [False] * m.size
+    return tuple(" ".join([w for w, k in zip(ws, keep) if k][:_REST_WORDS]) for ws, keep in ((wa, keep_a), (wb, keep_b)))
+
+
 def pair_features(letter: str | None, prompt: str, a: str, b: str, vec, core_a: str = "", core_b: str = "",
                   ) -> dict[str, float | None]:
     """Similarity features of a pair, all in [0, 1] or None when they cannot be judged.
 
     cos: whole answers; resid: whole answers with the prompt's direction taken out;
     core: what the category compares (see judge.core_text), prompt discounted; lex:
-    shared content words beyond the prompt's; for H stance/option/recommendation,
+    shared content words beyond the prompt's; for E-H align (points matched one by one) and
+    rest (what follows the runs of words both share); for H stance/option/recommendation,
     for D strategy (the solution methods named).
     """
     p = vec(prompt) if prompt else None
@@ -153,6 +223,11 @@ def pair_features(letter: str | None, prompt: str, a: str, b: str, vec, core_a: 
     if letter in DISTINCT_LETTERS:  # answers on one template ("Avoid screens ..." / "Avoid caffeine ...")
         ra, rb = distinctive_texts(core_a or a, core_b or b, prompt)
         feats["distinct"] = _cos(vec(ra), vec(rb)) if ra and rb else (1.0 if not ra and not rb else 0.5)
+    if letter in ALIGN_LETTERS:
+        feats["align"] = alignment(aligned_units(a), aligned_units(b), vec, p)
+        rest = unshared_texts(a, b)  # shared openings: compare where the answers go after them
+        feats["rest"] = (discounted_cos(vec(rest[0]), vec(rest[1]), p) if rest and rest[0] and rest[1]
+                         else feats["resid"])
     if letter == "H":
         sa, sb = stance(a), stance(b)
         options = prompt_options(prompt)
@@ -161,6 +236,5 @@ def pair_features(letter: str | None, prompt: str, a: str, b: str, vec, core_a: 
         feats["option"] = None if not (oa and ob) else float(oa == ob)
         feats["recommendation"] = _token_overlap(recommendations(a, prompt, b), recommendations(b, prompt, a))
     if letter == "D":
-        ta, tb = strategies(a), strategies(b)
-        feats["strategy"] = _jaccard(ta, tb) if ta and tb else None
+        feats["strategy"] = strategy_overlap(a, b)
     return feats

@@ -7,10 +7,12 @@ llm    the paper's protocol: the model answers YES/NO at temperature 0 to
 local  offline and category-aware. It first extracts what the category compares
        (core_text: A, B, C the answer or outcome, normalised; D the method; E, H
        the core recommendation; F the emphasis; G the whole piece), decides what
-       rules can (different final answers, different outcomes, a known epithet,
-       disjoint strategies, opposite stances), and leaves the rest to a logistic
-       model per category group over embeddings that discount the prompt's own
-       contribution, fitted on data/judge_calibration.jsonl and
+       rules can (different final answers, quantities after unit conversion,
+       different outcomes, one answer swapped into the same template, a known
+       epithet, disjoint strategies, opposite stances), and leaves the rest to a
+       logistic model per category group over embeddings that discount the
+       prompt's own contribution (for E-H also each point matched with the other
+       answer's closest point, and what follows an opening both answers share), fitted on data/judge_calibration.jsonl and
        data/judge_hard_pairs.jsonl by `python -m taskdiv_chat.diversity.calibrate`.
 auto   llm when the backend is capable (declared in the config, or it passed
        the cached capability self-check), else local.
@@ -33,8 +35,9 @@ from ..config import METHODS as JUDGE_METHODS
 from ..config import Settings, cache_dir
 from ..taxonomy import Category, judge_prompt
 from . import answers as _answers
-from .features import DISTINCT_LETTERS, Embedder, distinctive_texts, pair_features
-from .text import FILLER, NUMBER_WORDS, STOPWORDS, plain, sentences, words
+from .features import (ALIGN_LETTERS, DISTINCT_LETTERS, Embedder, aligned_units, distinctive_texts, pair_features,
+                       unshared_texts)
+from .text import FILLER, NUMBER_WORDS, STOPWORDS, normalize_answer, plain, sentences, stem, words
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "judge_model.json"
 SHORT_ANSWER_WORDS = 5
@@ -98,7 +101,7 @@ def near_identical(a: str, b: str) -> bool:
 
 GROUPS = {"A": "answer", "B": "answer", "C": "answer", "D": "method", "E": "advice", "H": "advice",
           "F": "emphasis", "G": "creative"}
-FEATURES = ["cos", "resid", "core", "lex", "rule", "distinct"]
+FEATURES = ["cos", "resid", "core", "lex", "rule", "distinct", "align", "rest"]
 
 
 def group_of(letter: str | None) -> str:
@@ -181,6 +184,25 @@ def _alias_key(answer: str) -> str | None:
     return None
 
 
+def _swapped_words(prompt: str, a: str, b: str, min_ratio: float = 0.5) -> tuple[str, str] | None:
+    """Two answers on one template that name different things in the same place ("Atomic number 8 belongs
+    to oxygen." / "... to nitrogen."): the two words, else None. Same-valued numbers and plurals are no swap."""
+    wa, wb = words(a), words(b)
+    matcher = SequenceMatcher(None, wa, wb, autojunk=False)
+    if min(len(wa), len(wb)) < 2 or matcher.ratio() < min_ratio:
+        return None
+    asked = {stem(w) for w in words(prompt)}
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op != "replace":
+            continue
+        left, right = ([w for w in side if w not in STOPWORDS and w not in FILLER and stem(w) not in asked]
+                       for side in (wa[i1:i2], wb[j1:j2]))
+        if (left and right and {stem(w) for w in left} != {stem(w) for w in right}
+                and normalize_answer(" ".join(wa[i1:i2])) != normalize_answer(" ".join(wb[j1:j2]))):
+            return " ".join(left), " ".join(right)
+    return None
+
+
 class _Judge:
     """What both judges offer; each implements judge_pairs_detailed()."""
 
@@ -219,7 +241,9 @@ class LocalJudge(_Judge):
         cores = {t: core_text(letter, t, prompt) for t in answers}
         extra = [t for a, b in pairs for t in distinctive_texts(cores[a] or a, cores[b] or b, prompt)
                  if letter in DISTINCT_LETTERS and not near_identical(a, b)]
-        vec = Embedder([prompt, *answers, *cores.values(), *extra]) if pairs else None
+        units = [u for t in answers for u in aligned_units(t)] if letter in ALIGN_LETTERS else []
+        units += [t for a, b in pairs for t in (unshared_texts(a, b) or ()) if letter in ALIGN_LETTERS]
+        vec = Embedder([prompt, *answers, *cores.values(), *extra, *units]) if pairs else None
         return [self.decide(prompt, letter, a, b, vec, cores) for a, b in pairs]
 
     def score(self, letter: str | None, feats: dict) -> float:
@@ -251,6 +275,10 @@ class LocalJudge(_Judge):
         verdict, rule = self._by_rule(prompt, letter, a, b)
         if verdict is not None:
             return verdict, {}
+        if letter in ("E", "H"):  # one recommendation swapped into the same sentence ("Paint it light" / "dark")
+            swapped = _swapped_words(prompt, plain(a), plain(b), min_ratio=0.6)
+            if swapped:
+                return Verdict(False, f"a different recommendation in the same words: {swapped[0]} vs {swapped[1]}"), {}
         feats = pair_features(letter, prompt, a, b, vec, core_a, core_b)
         feats["rule"] = rule
         if letter == "D":
@@ -273,12 +301,16 @@ class LocalJudge(_Judge):
         """
         if letter == "D":
             fa, fb = _answers.problem_answer(a, prompt), _answers.problem_answer(b, prompt)
-            if fa and fb and not _answers.answers_match(fa, fb):
+            if fa and fb and not _answers.answers_match(fa, fb) and not (
+                    _answers.concludes_with(a, fb) or _answers.concludes_with(b, fa)):  # one misread: not decided
                 return Verdict(False, f"final answers differ: {fa} vs {fb}"), None
             return None, None
         if letter not in ("A", "B", "C"):
             return None, None
         a, b = plain(a), plain(b)
+        swapped = _swapped_words(prompt, a, b) if letter in ("A", "B") else None
+        if swapped:
+            return Verdict(False, f"one answer put in place of another: {swapped[0]} vs {swapped[1]}"), None
         if letter == "C":
             ca, cb = _answers.outcome_candidates(a, prompt), _answers.outcome_candidates(b, prompt)
             same = _answers.outcomes_equal(ca, cb)

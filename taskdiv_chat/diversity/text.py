@@ -188,7 +188,8 @@ UNITS = {  # spelled-out and symbol forms -> one symbol
     "g": "gram grams", "lb": "pound pounds lbs", "l": "liter liters litre litres", "ml": "milliliter milliliters "
     "millilitre millilitres", "h": "hour hours hr hrs", "min": "minute minutes mins", "s": "second seconds sec secs",
     "%": "percent per cent", "$": "dollar dollars usd", "€": "euro euros eur", "£": "pound sterling gbp",
-    "°": "degree degrees deg", "km/h": "kph kmh km/hr", "mph": "mi/h", "m/s": "mps",
+    "°": "degree degrees deg", "km/h": "kph kmh km/hr", "mph": "mi/h", "m/s": "mps", "km/s": "kps",
+    "c": "celsius centigrade", "f": "fahrenheit",
 }
 _UNIT_OF = {form: unit for unit, forms in UNITS.items() for form in [unit, *forms.split()]}
 
@@ -280,20 +281,26 @@ def normalize_answer(text: str) -> str:
     text = fold(plain(re.sub(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}", r"\1", text)))
     text = re.sub(r"(\d)\s*(?:per|/)\s*(hour|hr|h)\b", r"\1 \2/h", text)  # "60 km per hour" -> "60 km/h"
     text = re.sub(r"\b(km|kilomet\w+|mi|miles?|m|met\w+)\s*(?:per\s+|/\s*)(?:hour|hr|h)\b", r"\1/h", text)
+    text = re.sub(r"\b(km|kilomet\w+|mi|miles?|m|met\w+)\s*(?:per\s+|/\s*)(?:second|sec|s)\b", r"\1/s", text)
     text = re.sub(r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", "", text)
     text = re.sub(r"^\s*[a-z]\s*=\s*", "", text)  # "x = 5" -> "5"
     out = []
-    for token in re.findall(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?|[a-z]+(?:/h)?(?:'[a-z]+)?|[$€£°%]", text):
+    for token in re.findall(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?|[a-z]+(?:/[hs]\b)?(?:'[a-z]+)?|[$€£°%]", text):
         if token in ("a", "an", "the", "is", "it", "its", "it's", "about", "approximately", "around", "exactly",
+                     "roughly", "nearly", "almost", "approx",
                      "total", "in", "of", "and"):
             continue
         number = to_number(token) if token[0].isdigit() or token[0] == "-" or token in NUMBER_WORDS else None
         if number is not None:
             out.append(number)
             continue
-        unit = canonical_unit(token.replace("/h", "")) if out and re.fullmatch(r"-?[\d.,/]+%?", out[-1]) else None
+        after_number = [t for t in out[-2:] if t != "°"][-1:]  # "100 ° c": the unit after the degree sign too
+        unit = (canonical_unit(re.sub(r"/[hs]$", "", token)) if after_number
+                and re.fullmatch(r"-?[\d.,/]+%?", after_number[0]) else None)
         if unit and token.endswith("/h"):
             unit = {"km": "km/h", "mi": "mph", "m": "m/h"}.get(unit, unit)
+        elif unit and token.endswith("/s"):
+            unit = {"km": "km/s", "mi": "mi/s", "m": "m/s"}.get(unit, unit)
         if unit in ("$", "€", "£"):  # "$5" and "5 dollars" alike: the currency after the number
             out.append(unit)
         elif unit:
