@@ -306,8 +306,10 @@ class AssistantMessage(Vertical, can_focus=True):
 
     def show_badge(self, text: str, status: str) -> None:
         """Show on the badge, if the answer still has one: a measurement may end after the answer was pruned."""
-        for badge in self.query(Badge):
-            badge.show_text(text, status)
+        for footer in self.query_children("#footer"):
+            for badge in footer.query(Badge):
+                badge.show_text(text, status)
+            self.call_after_refresh(self._fit_footer)  # the badge's new width
 
     async def add_variant(self, variant: VariantView, streaming: bool = True) -> None:
         """A new variant: it becomes the shown one (streamed into when `streaming`)."""
