@@ -96,7 +96,7 @@ async def esc_once(pieces: list[str]) -> dict:
     total = sum(map(len, pieces))
     # kept: what the answer shows is what the store holds, cut off (or all of it, if it had all arrived)
     ok = (result["stored"] == result["kept"] > 0 and result["shown_ok"]
-          and ((result["reason"] == "cancelled" and result["status"] == "cut-off" and result["kept"] < total)
+          and ((result["reason"] == "cancelled" and result["status"] == "cut-off" and result["kept"] <= total)
                or (result["status"] == "done" and result["kept"] == total)))
     return {**result, "ok": ok}
 

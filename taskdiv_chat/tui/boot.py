@@ -36,7 +36,7 @@ class BootScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(PromptArea).focus()
-        # The footer (a widget per key) comes after the first frame: the frame is drawn ~20% sooner.
+        # The footer (a widget per key, styled and laid out) comes after the first frame, not before it.
         self.call_after_refresh(self.mount, Footer())
 
     @on(PromptArea.Submitted)
