@@ -97,7 +97,9 @@ def serve(pieces: list[str], delay: float, conn) -> None:
 def start_server(pieces: list[str], delay: float):
     """(process, pipe, base_url) of a loopback server in its own process streaming `pieces`."""
     parent, child = multiprocessing.Pipe()
-    process = multiprocessing.get_context("fork").Process(target=serve, args=(pieces, delay, child), daemon=True)
+    # spawn, not fork: a fork of this process (threads of tiktoken, asyncio's executor, the app's) could
+    # inherit a lock held by one of them and stall the server mid-stream (runs hung now and then)
+    process = multiprocessing.get_context("spawn").Process(target=serve, args=(pieces, delay, child), daemon=True)
     process.start()
     return process, parent, parent.recv()
 
