@@ -1,8 +1,10 @@
 """Streaming render cost: a 5,000-token Markdown answer from the loopback server.
 
 Runs the real app (headless, 100x30) against tests.support.fake_server twice:
-at a realistic 100 tokens/s and as one burst as fast as the server sends. For
-each it prints
+at a realistic 100 tokens/s and as one burst as fast as the server sends; and,
+in the same run, at the realistic rate, a minimal Textual app that streams the same chunks from the same
+kind of server into one Markdown widget through Markdown.get_stream (MarkdownStream),
+with a TextArea to type in, measured the same way. For each it prints
   - lag: seconds from the server writing its last chunk to the answer being fully
     rendered (final Markdown update mounted, the app's AnswerDone message
     handled) -- target <= 0.5 s;
@@ -11,13 +13,17 @@ each it prints
   - CPU seconds used by the process over the stream.
 The turn is classified by the server (one letter), so no local model loads meanwhile.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/render.py [--rate 100] [--skip-realistic]
+Target (issue): at 100 tokens/s the end of the answer shows no later after the last chunk than in
+the minimal app, and key echo p90 <= 100 ms.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/render.py [--rate 100] [--skip-realistic] [--skip-minimal]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import statistics
@@ -29,6 +35,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from textual import events  # noqa: E402
+from textual.app import App, ComposeResult  # noqa: E402
+from textual.containers import VerticalScroll  # noqa: E402
+from textual.widgets import Markdown, TextArea  # noqa: E402
 
 from taskdiv_chat import tokens  # noqa: E402
 from taskdiv_chat.config import BackendConfig, Settings  # noqa: E402
@@ -85,14 +94,45 @@ def serve(pieces: list[str], delay: float, conn) -> None:
     server.stop()
 
 
+def start_server(pieces: list[str], delay: float):
+    """(process, pipe, base_url) of a loopback server in its own process streaming `pieces`."""
+    parent, child = multiprocessing.Pipe()
+    # spawn, not fork: a fork of this process (threads of tiktoken, asyncio's executor, the app's) could
+    # inherit a lock held by one of them and stall the server mid-stream (runs hung now and then)
+    process = multiprocessing.get_context("spawn").Process(target=serve, args=(pieces, delay, child), daemon=True)
+    process.start()
+    return process, parent, parent.recv()
+
+
+def stop_server(process, parent) -> float | None:
+    """Stop the server; when it wrote its last chunk (None: the stream did not end)."""
+    parent.send("stop")
+    last_chunk_at = parent.recv()
+    process.join(5)
+    return last_chunk_at
+
+
+async def type_keys(app, area, finished, every: float) -> list[float]:
+    """Until finished(): type a key into `area` every `every` s; the seconds each took to show."""
+    latencies = []
+    while not finished():
+        # type one key and wait until the input shows it
+        before = len(area.text)
+        started = time.monotonic()
+        app.post_message(events.Key("x", "x"))  # pilot.press would wait for the app to be idle
+        while len(area.text) == before and time.monotonic() - started < 10:
+            await asyncio.sleep(0.001)
+        if not finished():
+            latencies.append(time.monotonic() - started)
+        await asyncio.sleep(every)
+    return latencies
+
+
 async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> dict:
     from taskdiv_chat.tui.app import TaskdivApp
     from taskdiv_chat.tui.chat import AnswerDone
 
-    parent, child = multiprocessing.Pipe()
-    process = multiprocessing.get_context("fork").Process(target=serve, args=(pieces, delay, child), daemon=True)
-    process.start()
-    base_url = parent.recv()
+    process, parent, base_url = start_server(pieces, delay)
     settings = Settings(default_backend="bench", backends={
         "bench": BackendConfig(base_url=base_url, model="test-model", read_timeout=120)})
     settings.classify.method = "llm"  # no local classifier loading in the background: this measures rendering
@@ -103,7 +143,6 @@ async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> 
             done_at.append(time.monotonic())
 
     app = TaskdivApp(settings, warm_up=False, new_chat=True)
-    latencies: list[float] = []
     try:
         async with app.run_test(size=(100, 30), message_hook=hook) as pilot:
             await pilot.pause(0.5)
@@ -115,34 +154,93 @@ async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> 
             cpu0, wall0 = time.process_time(), time.monotonic()
             app.post_message(events.Key("enter", None))  # pilot.press would wait for the app to be idle
             await asyncio.sleep(0.05)
-            while not done_at and not type_every:
-                await asyncio.sleep(0.01)
-            while not done_at:
-                # type one key and wait until the input shows it
-                before = len(area.text)
-                started = time.monotonic()
-                app.post_message(events.Key("x", "x"))
-                while len(area.text) == before and time.monotonic() - started < 10:
-                    await asyncio.sleep(0.001)
-                if not done_at:
-                    latencies.append(time.monotonic() - started)
-                await asyncio.sleep(type_every)
+            latencies = await type_keys(app, area, lambda: bool(done_at), type_every)
             cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
             await pilot.pause()
             answer = screen.last_answer()
             rendered_ok = answer is not None and answer.current.text == "".join(pieces)
     finally:
-        parent.send("stop")
-        last_chunk_at = parent.recv()
-        process.join(5)
+        last_chunk_at = stop_server(process, parent)
     if last_chunk_at is None or not rendered_ok:
         raise SystemExit(f"the stream did not finish: {answer.current}")
-    return {"last_chunk_at": last_chunk_at, "done_at": done_at[0], "lag": done_at[0] - last_chunk_at, "wall": wall, "cpu": cpu, "keys": latencies,
-            "complete": rendered_ok}
+    return {"last_chunk_at": last_chunk_at, "done_at": done_at[0], "lag": done_at[0] - last_chunk_at, "wall": wall,
+            "cpu": cpu, "keys": latencies, "complete": rendered_ok}
+
+
+class MinimalStreamApp(App):
+    """The baseline: one streaming request read with httpx, every chunk written to Markdown.get_stream
+    (Textual's MarkdownStream) as it arrives; a TextArea to type in."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+        self.text = ""
+        self.done_at: float | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Markdown()
+        yield TextArea()
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).anchor()
+
+    async def answer(self, prompt: str) -> None:
+        import httpx
+
+        markdown = self.query_one(Markdown)
+        stream = Markdown.get_stream(markdown)
+        body = {"model": "test-model", "stream": True, "messages": [{"role": "user", "content": prompt}]}
+        async with httpx.AsyncClient(timeout=120) as client:
+            async with client.stream("POST", f"{self.base_url}/chat/completions", json=body) as response:
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    for choice in json.loads(line[6:]).get("choices", []):
+                        if content := (choice.get("delta") or {}).get("content"):
+                            self.text += content
+                            await stream.write(content)
+        await stream.stop()
+        async with markdown.lock:  # every block mounted (Markdown.append holds the lock)
+            pass
+        self.done_at = time.monotonic()
+
+
+async def run_minimal(pieces: list[str], delay: float, type_every: float = 0.1) -> dict:
+    process, parent, base_url = start_server(pieces, delay)
+    app = MinimalStreamApp(base_url)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause(0.5)
+            area = app.query_one(TextArea)
+            area.focus()
+            await pilot.pause()
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            app.run_worker(app.answer("Tell me a long story"))
+            await asyncio.sleep(0.05)
+            latencies = await type_keys(app, area, lambda: app.done_at is not None, type_every)
+            cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+            await pilot.pause()
+            rendered_ok = app.text == "".join(pieces)
+    finally:
+        last_chunk_at = stop_server(process, parent)
+    if last_chunk_at is None or not rendered_ok:
+        raise SystemExit("the minimal app's stream did not finish")
+    return {"last_chunk_at": last_chunk_at, "done_at": app.done_at, "lag": app.done_at - last_chunk_at,
+            "wall": wall, "cpu": cpu, "keys": latencies, "complete": rendered_ok}
 
 
 def p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10, method="inclusive")[-1] if len(values) > 1 else values[0]
+
+
+def report(name: str, r: dict) -> None:
+    keys = r["keys"] or [float("nan")]
+    print(f"{name:>24}: lag after last chunk {r['lag']:.3f} s (target <= 0.5: "
+          f"{'met' if r['lag'] <= 0.5 else 'NOT met'}) · stream {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU · "
+          f"key latency median {statistics.median(keys) * 1000:.0f} ms, p90 {p90(keys) * 1000:.0f} ms "
+          f"(target <= 100: {'met' if p90(keys) <= 0.1 else 'NOT met'}), max {max(keys) * 1000:.0f} ms "
+          f"({len(r['keys'])} keys) · text complete: {r['complete']}")
 
 
 def main() -> int:
@@ -150,22 +248,28 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="tokens per second of the realistic run")
     parser.add_argument("--tokens", type=int, default=5000)
     parser.add_argument("--skip-realistic", action="store_true", help="only the burst (the realistic run takes ~50 s)")
+    parser.add_argument("--skip-minimal", action="store_true", help="no minimal MarkdownStream app beside it")
+    parser.add_argument("--skip-burst", action="store_true")
     args = parser.parse_args()
+    print(f"cores {os.cpu_count()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update(TASKDIV_CONFIG=f"{tmp}/config/config.toml", TASKDIV_DATA_DIR=f"{tmp}/data",
                           TASKDIV_CACHE_DIR=f"{tmp}/cache")
         text = long_answer(args.tokens)
         pieces = token_pieces(text)
         print(f"answer: {len(pieces)} tokens (one chunk each), {len(text):,} characters")
-        runs = [("burst", 0.0)] + ([] if args.skip_realistic else [(f"{args.rate:g} tok/s", 1 / args.rate)])
+        runs = ([] if args.skip_burst else [("burst", 0.0)]) + \
+            ([] if args.skip_realistic else [(f"{args.rate:g} tok/s", 1 / args.rate)])
         for name, delay in runs:
             r = asyncio.run(run_once(pieces, delay))
-            keys = r["keys"] or [float("nan")]
-            print(f"{name:>11}: lag after last chunk {r['lag']:.3f} s (target <= 0.5: "
-                  f"{'met' if r['lag'] <= 0.5 else 'NOT met'}) · stream {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU · "
-                  f"key latency median {statistics.median(keys) * 1000:.0f} ms, p90 {p90(keys) * 1000:.0f} ms "
-                  f"(target <= 100: {'met' if p90(keys) <= 0.1 else 'NOT met'}), max {max(keys) * 1000:.0f} ms "
-                  f"({len(r['keys'])} keys) · text complete: {r['complete']}")
+            report(f"taskdiv-chat {name}", r)
+            if not args.skip_minimal and delay:  # (a burst takes the minimal app minutes: one write per chunk)
+                m = asyncio.run(run_minimal(pieces, delay))
+                report(f"minimal app {name}", m)
+                print(f"{'':>24}  {name}: the end of the answer shows {r['lag']:.3f} s after the last chunk, "
+                      f"against {m['lag']:.3f} s for a minimal MarkdownStream app (ratio {r['lag'] / m['lag']:.2f}; "
+                      f"target: no worse than the minimal app: {'met' if r['lag'] <= m['lag'] else 'NOT met'})")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

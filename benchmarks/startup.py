@@ -108,7 +108,9 @@ def measure(runs: int, first_run: bool, backend: str, base_url: str) -> dict[str
             return {"TASKDIV_CONFIG": f"{base}/config/config.toml", "TASKDIV_DATA_DIR": f"{base}/data",
                     "TASKDIV_CACHE_DIR": f"{base}/cache"}
 
-        common = {"TERM": "xterm-256color", "HF_HUB_OFFLINE": "1", "TEXTUAL": ""}
+        # PYTHONPATH: this checkout's code (tmux gives its sessions the tmux server's environment, and the
+        # editable install may point at another checkout).
+        common = {"TERM": "xterm-256color", "HF_HUB_OFFLINE": "1", "TEXTUAL": "", "PYTHONPATH": str(ROOT)}
         shared = dirs("shared")
         # One untimed start each: files in the page cache, and (unless --first-run) the caches filled.
         for command, paint, ready in apps.values():

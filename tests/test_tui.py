@@ -15,6 +15,7 @@ from textual import events
 
 from taskdiv_chat import taxonomy
 from taskdiv_chat.store import Store
+from taskdiv_chat.tui.widgets.answer_body import shown
 from taskdiv_chat.tui.widgets.messages import UserMessage
 from tests.support.fake_server import Reply
 from tests.support.pilot import SIZE, Script, classified, make_app, send, settled, started, wait_for
@@ -64,6 +65,10 @@ async def test_escape_cancels_and_keeps_partial_answer(fake_server, fake_backend
         variant = store_of(app).load_conversation(screen.conversation_id).turns[0].variants[0]
         assert variant.status == "cut-off" and variant.finish_reason == "cancelled"
         assert variant.text.startswith("word0 word1") and "word199" not in variant.text
+        # the answer shows what the store keeps, laid out after the stop
+        await wait_for(pilot, lambda: not answer.body.finishing, what="the stopped text laid out")
+        assert answer.current.text == variant.text
+        assert "".join(m.source for m in answer.body.segments) == shown(variant.text)
 
 
 async def test_regenerate_at_once_after_escape_regenerates_the_stopped_answer(fake_server, fake_backend_settings):
@@ -472,6 +477,14 @@ def test_unknown_textual_version_falls_back_to_stock_markdown():
 
     assert compat.known() and compat.markdown_widget() is FastMarkdown
     assert not compat.known("99.0.0") and compat.markdown_widget("99.0.0") is Markdown
+
+
+def test_textual_version_without_importlib_metadata_is_the_installed_one():
+    from importlib.metadata import version
+
+    from taskdiv_chat.tui import compat
+
+    assert compat.installed_version() == version("textual")
 
 
 async def test_export_asks_where_and_shows_a_bad_folder_in_the_dialog(fake_server, fake_backend_settings,

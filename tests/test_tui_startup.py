@@ -105,6 +105,18 @@ def test_the_ui_start_imports_neither_the_config_nor_the_commands():
     assert out.stdout.strip() == "[]"
 
 
+def test_choosing_the_terminal_driver_does_not_import_importlib_metadata():
+    """importlib.metadata (email, zipfile, csv...) took ~40 ms before the first frame."""
+    code = ("import sys, taskdiv_chat.tui.app, taskdiv_chat.tui.boot\n"
+            "from textual.drivers.linux_driver import LinuxDriver\n"
+            "from taskdiv_chat.tui import compat\n"
+            "assert compat.safe_driver(LinuxDriver).__name__ == 'SafeLinuxDriver'\n"
+            "print('importlib.metadata' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 def test_broken_config_in_a_terminal_exits_2_with_one_line():
     path = write_config(BROKEN)
     proc, master = start_in_pty(30, 100)
@@ -153,6 +165,7 @@ async def test_first_frame_comes_before_the_config_then_the_chat_works(fake_serv
         boot = app.screen
         assert isinstance(boot, BootScreen) and app.settings is None
         assert app.screen.query_one("Header")
+        await wait_for(pilot, lambda: boot.query("Footer"), what="the boot screen's footer, after the first frame")
         gate.set()
         chat = await chat_ready(pilot)
         assert app.backend_name == "fake"

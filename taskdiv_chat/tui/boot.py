@@ -33,10 +33,11 @@ class BootScreen(Screen):
                 with Vertical(id="chat"):
                     yield Static("Starting…", id="empty")
                 yield PromptBar(id="prompt-bar")
-        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(PromptArea).focus()
+        # The footer (a widget per key, styled and laid out) comes after the first frame, not before it.
+        self.call_after_refresh(self.mount, Footer())
 
     @on(PromptArea.Submitted)
     def _send_later(self, event: PromptArea.Submitted) -> None:

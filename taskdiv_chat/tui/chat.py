@@ -203,6 +203,7 @@ class ChatScreen(Screen):
         service = ConversationService(store, self.app.settings, self.app.backend_name)
         service.listeners.append(self._service_event)
         backend = await asyncio.to_thread(service.backend)  # its client now, not on the first Enter
+        services.start_importing_first_answer_modules()
         self.service = service
         if self.app.warm_up:
             self.warm_up()
@@ -394,6 +395,7 @@ class ChatScreen(Screen):
         flusher = StreamFlusher(body)
         ticker = asyncio.create_task(flusher.tick())  # lets held text out while the stream stalls
         count, unyielded = 0, 0
+        stopped = False
         self.answering = answer.streaming = True
         self.status.set_activity(activity)
         answer.busy = activity if analyze else None  # not the figures of the variant shown before
@@ -434,9 +436,17 @@ class ChatScreen(Screen):
                     if event.variant is not None:
                         saved.append(variant_view(event.variant))
         except asyncio.CancelledError:
+            stopped = True
             if view is not None and view.id is not None and not saved:  # a streamed answer, kept as far as it got
-                view.text, view.finish_reason = "".join(parts), "cancelled"
-                saved.append(view)
+                # as the service stored it: everything that arrived (this loop may not have taken it all yet);
+                # closing the flow ends its stream and stores the answer now
+                await events.aclose()
+                stored = self._stored_variant(answer.turn_id, view.id)
+                if stored is not None:
+                    saved.append(variant_view(stored))
+                else:
+                    view.text, view.finish_reason = "".join(parts), "cancelled"
+                    saved.append(view)
             raise
         finally:
             # Closed first: a stopped answer is in its turn before `answering` lets a regenerate start
@@ -451,11 +461,17 @@ class ChatScreen(Screen):
             self.status.set_activity("")
             answer.refresh_footer()  # the final figures, before the (maybe long) last render
             self.update_context()  # here, not after: a stopped answer counts too
-            if body.written:
-                await flusher.flush()
-            # one full parse of the whole answer: fixes half-open fences; an answer not streamed at all
-            # (one burst) is rendered by that parse alone
-            await body.finish(answer.current.text if answer.current else "")
+            text = answer.current.text if answer.current else ""
+            if stopped:
+                # Stopped: the stop shows at once; the text that arrived is laid out after (a huge burst
+                # takes seconds), by the body itself, so the next answer need not wait for it.
+                body.finish_later(text)
+            else:
+                if body.written:
+                    await flusher.flush()
+                # one full parse of the whole answer: fixes half-open fences; an answer not streamed at all
+                # (one burst) is rendered by that parse alone
+                await body.finish(text)
             answer.streaming = False
             self.answering = False
             self.post_message(AnswerDone(answer, answer.current))
@@ -469,6 +485,11 @@ class ChatScreen(Screen):
         self.refresh_sidebar()
         if analyze and saved and not any(v.error for v in saved):
             self.measure(answer)
+
+    def _stored_variant(self, turn_id, variant_id: int):
+        """The service's variant `variant_id` of a turn (as it stored it), or None."""
+        turn = self.service.turn(turn_id) if self.service else None
+        return next((v for v in turn.variants if v.id == variant_id), None) if turn is not None else None
 
     # --- send to all (compare models) ----------------------------------------------------------
 

@@ -70,6 +70,23 @@ def start_loading_models() -> None:
     threading.Thread(target=load, name="load-classifier", daemon=True).start()
 
 
+def start_importing_first_answer_modules() -> None:
+    """Import on a daemon thread what the first answer would otherwise import on the UI thread while
+    its text streams in: the classifier's modules (classifying a turn starts with its send) and the
+    code highlighter with its Python lexer (a code block's first highlight). Modules only, no model."""
+    def load() -> None:
+        try:
+            from textual.highlight import highlight
+
+            from .. import classify  # noqa: F401
+
+            highlight("x = 1", language="python")
+        except Exception:  # only a head start: the first answer imports whatever is missing itself
+            pass
+
+    threading.Thread(target=load, name="import-answer-modules", daemon=True).start()
+
+
 def _load_classifier():
     from ..classify import get_local_classifier
 

@@ -11,14 +11,30 @@ Nothing outside this package may import textual's private modules or attributes
 
 from __future__ import annotations
 
-from importlib.metadata import version
+from functools import cache
+from pathlib import Path
 
 SUPPORTED = ("8.2.8",)
 
 
+@cache
+def installed_version() -> str:
+    """The installed Textual's version. The name of the one textual-*.dist-info folder beside the package
+    says it without importing importlib.metadata, which costs ~40 ms before the first paint; with none
+    or several (a stale one), importlib.metadata says it."""
+    import textual
+
+    found = list(Path(textual.__file__).resolve().parent.parent.glob("textual-*.dist-info"))
+    if len(found) == 1:
+        return found[0].name[len("textual-"):-len(".dist-info")]
+    from importlib.metadata import version
+
+    return version("textual")
+
+
 def known(textual_version: str | None = None) -> bool:
     """Whether the installed Textual is one the private uses here were tested against."""
-    return (textual_version or version("textual")) in SUPPORTED
+    return (textual_version or installed_version()) in SUPPORTED
 
 
 def markdown_widget(textual_version: str | None = None) -> type:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 
 from markdown_it import MarkdownIt
@@ -65,6 +66,7 @@ class AnswerBody(Vertical):
         self._offsets: list[int] = []  # line offset of each segment in the whole text
         self.written = False  # whether any text was streamed since begin()
         self._received = 0  # characters streamed since begin(), shown or not
+        self._finishing = None  # the worker of finish_later, while it runs
 
     def compose(self) -> ComposeResult:
         yield markdown_widget()(shown(self._initial), open_links=False)
@@ -73,8 +75,28 @@ class AnswerBody(Vertical):
     def segments(self) -> list[Markdown]:
         return list(self.query_children(Markdown))
 
+    @property
+    def finishing(self) -> bool:
+        """Whether finish_later is still laying the text out."""
+        return self._finishing is not None and not self._finishing.is_finished
+
+    def finish_later(self, text: str) -> None:
+        """finish(text) in a worker of this widget: the caller goes on at once (Esc on a huge burst)."""
+        self._finishing = self.run_worker(self.finish(text), group="finish", exclusive=True)
+
+    async def _cancel_finishing(self) -> None:
+        worker, self._finishing = self._finishing, None
+        if worker is not None and not worker.is_finished:
+            worker.cancel()
+            with contextlib.suppress(Exception):
+                await worker.wait()
+
     async def reset(self, text: str) -> None:
         """Show `text` in one Markdown widget (no stream)."""
+        await self._cancel_finishing()  # a newer text replaces one still being laid out
+        await self._show(text)
+
+    async def _show(self, text: str) -> None:
         await self.stop()
         await self.remove_children()
         await self.mount(markdown_widget()(shown(text), open_links=False))
@@ -149,5 +171,5 @@ class AnswerBody(Vertical):
                       for b in m.children if isinstance(b, MarkdownBlock)]
             if expected == actual:
                 return False
-        await self.reset(whole)
+        await self._show(whole)
         return True

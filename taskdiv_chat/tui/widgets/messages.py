@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
@@ -255,6 +255,7 @@ class AssistantMessage(Vertical, can_focus=True):
         self.streaming = False
         self.busy: str | None = None  # what the footer says instead of the shown variant's figures (brainstorm)
         self.initial_badge: tuple[str, str] | None = None  # (text, status) from saved metrics
+        self._fitted_width = -1  # the width the footer was last fitted to on a resize
 
     def compose(self) -> ComposeResult:
         current = self.current
@@ -305,8 +306,10 @@ class AssistantMessage(Vertical, can_focus=True):
 
     def show_badge(self, text: str, status: str) -> None:
         """Show on the badge, if the answer still has one: a measurement may end after the answer was pruned."""
-        for badge in self.query(Badge):
-            badge.show_text(text, status)
+        for footer in self.query_children("#footer"):
+            for badge in footer.query(Badge):
+                badge.show_text(text, status)
+            self.call_after_refresh(self._fit_footer)  # the badge's new width
 
     async def add_variant(self, variant: VariantView, streaming: bool = True) -> None:
         """A new variant: it becomes the shown one (streamed into when `streaming`)."""
@@ -345,35 +348,43 @@ class AssistantMessage(Vertical, can_focus=True):
             figures = "".join(f" · {part}" for part in parts)
             cutoff = cutoff_label(variant.finish_reason)
             error = variant.error
-        self.query_one("#model", Static).update(Content(for_display(model)))
-        self.query_one("#figures", Static).update(Content(for_display(figures)))
-        self.query_one("#cutoff", Static).update(cutoff)
-        box = self.query_one("#error-box")
+        footer = self._footer
+        footer.query_one("#model", Static).update(Content(for_display(model)))
+        footer.query_one("#figures", Static).update(Content(for_display(figures)))
+        footer.query_one("#cutoff", Static).update(cutoff)
+        box = self.query_children("#error-box").first()
         box.set_class(bool(error), "-shown")
         if error:
-            self.query_one("#error-text", Static).update(Content(for_display(f"⚠ {error}")))
-        self.query_one(VariantNav).set_position(self.index, len(self.variants))
+            box.query_one("#error-text", Static).update(Content(for_display(f"⚠ {error}")))
+        footer.query_one(VariantNav).set_position(self.index, len(self.variants))
         self.call_after_refresh(self._fit_footer)
+
+    @property
+    def _footer(self) -> Horizontal:
+        """The footer row (a child: found without walking the body's blocks, thousands in a long answer)."""
+        return self.query_children("#footer").first(Horizontal)
 
     def _fit_footer(self) -> None:
         """Stack the navigator and badge under the figures when one line cannot hold them all,
         and cut the model name to what is left of its line."""
-        footer = self.query_one("#footer")
+        footer = self._footer
         width = footer.content_size.width
         if not width:
             return
 
-        def used(selector: str) -> int:
+        def used(selector: str) -> int:  # (queried in the footer: the body above may hold thousands of widgets)
             return sum(widget.get_content_width(footer.size, footer.size) + widget.styles.gutter.width
-                       + widget.styles.margin.width for widget in self.query(selector) if widget.display)
+                       + widget.styles.margin.width for widget in footer.query(selector) if widget.display)
 
         figures, marks = used("#figures, #cutoff"), used("#nav, #badge")
         stacked = MODEL_MIN_WIDTH + figures + marks > width
         footer.set_class(stacked, "-stacked")
-        self.query_one("#model").styles.max_width = max(1, width - figures - (0 if stacked else marks))
+        footer.query_one("#model").styles.max_width = max(1, width - figures - (0 if stacked else marks))
 
-    def on_resize(self) -> None:
-        self._fit_footer()
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width != self._fitted_width:  # a streaming answer grows in height many times over
+            self._fitted_width = event.size.width
+            self._fit_footer()
 
     # --- actions -----------------------------------------------------------------------------
 
