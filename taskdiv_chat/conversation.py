@@ -196,10 +196,10 @@ def fit_context(messages: list[dict], window: int, reserve: int) -> tuple[bool, 
     return True, used, kept
 
 
-def count_tokens(messages: list[dict]) -> int:
+def count_tokens(messages: list[dict], limit: int | None = None) -> int:
     from . import tokens
 
-    return tokens.count_messages(messages) if messages else 0
+    return tokens.count_messages(messages, limit) if messages else 0
 
 
 # --- the service --------------------------------------------------------------------------------

@@ -49,7 +49,11 @@ def count_text_over(text: str, limit: int) -> int:
     return limit + 1 if len(text) > limit * MAX_CHARS_PER_TOKEN else count_text(text)
 
 
-def count_messages(messages: list[Message]) -> int:
+def count_messages(messages: list[Message], limit: int | None = None) -> int:
+    """The tokens `messages` take; with `limit`, limit + 1 without counting when they are surely
+    over it (counting the history after a 50 MB answer holds the GIL for most of a minute)."""
+    if limit is not None and sum(len(m["content"]) for m in messages) > limit * MAX_CHARS_PER_TOKEN:
+        return limit + 1
     return sum(_PER_MESSAGE + count_text(m["content"]) for m in messages) + _PRIMING
 
 

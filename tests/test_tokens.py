@@ -48,6 +48,18 @@ def test_count_text_and_messages():
     assert count_messages([]) == 3
 
 
+def test_count_messages_with_a_limit_skips_counting_what_is_surely_over(monkeypatch):
+    messages = [msg("user", "hello world")]
+    assert count_messages(messages, limit=100) == count_messages(messages)  # under: the exact count
+    huge = [msg("user", "word " * 2_000_000)]  # 10 MB: tokenizing it takes about 10 s
+    with monkeypatch.context() as patch:
+        patch.setattr(tokens, "count_text", lambda text: pytest.fail("a text surely over the limit was tokenized"))
+        assert count_messages(huge, limit=8192) == 8193
+    # Just under the bound by characters, the count is exact again.
+    some = [msg("user", "hi " * 1000)]
+    assert count_messages(some, limit=len("hi " * 1000) // 12) == count_messages(some)
+
+
 def conversation(turns: int, words: int = 50) -> list[dict]:
     """system, then user/assistant pairs of `words` words each, then the current user turn."""
     messages = [msg("system", "You are a careful assistant.")]

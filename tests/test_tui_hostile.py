@@ -355,6 +355,19 @@ async def test_text_of_a_stalled_stream_is_shown_before_it_ends(fake_server, fak
                        what="context counted after Esc")
 
 
+async def test_a_history_surely_over_the_window_shows_as_over_without_counting(fake_server, fake_backend_settings):
+    fake_backend_settings.backends["fake"].context_window = 600  # room for the question and the answer's reserve
+    fake_server.responder = Script([Reply("word " * 1600)])  # 8,000 characters: over 600 tokens by length alone
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        await send(pilot, "Talk")
+        context = screen.status.query_one("#context")
+        await wait_for(pilot, lambda: str(context.render()) == "ctx >600/600", what="the context shown as over")
+        assert context.has_class("-full")
+
+
 def crash_while_answering() -> int:
     """A second process writes part of an answer and is killed (kill -9) mid-stream; returns the turn id."""
     store = Store()

@@ -1002,8 +1002,9 @@ class ChatScreen(Screen):
         """The tokens the shown path takes (counted in a thread: the tokenizer may still be loading)."""
         if self.service is None:
             return
-        used = await asyncio.to_thread(count_tokens, self.service.history())
-        self.status.set_context(used, self.app.backend_config.context_window)
+        window = self.app.backend_config.context_window
+        used = await asyncio.to_thread(count_tokens, self.service.history(), window)
+        self.status.set_context(used, window)
 
 
 class AnswerDone(Message):

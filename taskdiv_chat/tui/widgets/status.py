@@ -32,7 +32,9 @@ class StatusBar(Horizontal):
 
     def set_context(self, used: int | None, window: int) -> None:
         widget = self.query_one("#context", Static)
-        widget.update(f"ctx {'?' if used is None else f'{used:,}'}/{window:,}")
+        # Past the window the exact count is not worth its cost (tokens.count_messages' limit).
+        shown = "?" if used is None else f">{window:,}" if used > window else f"{used:,}"
+        widget.update(f"ctx {shown}/{window:,}")
         widget.set_class(used is not None and used > window, "-full")
 
     def set_strategy(self, strategy: str) -> None:
