@@ -67,6 +67,7 @@ class AnswerBody(Vertical):
         self.written = False  # whether any text was streamed since begin()
         self._received = 0  # characters streamed since begin(), shown or not
         self._finishing = None  # the worker of finish_later, while it runs
+        self._mounting = False  # whether _show is replacing the segments (not to be cancelled then)
 
     def compose(self) -> ComposeResult:
         yield markdown_widget()(shown(self._initial), open_links=False)
@@ -87,7 +88,10 @@ class AnswerBody(Vertical):
     async def _cancel_finishing(self) -> None:
         worker, self._finishing = self._finishing, None
         if worker is not None and not worker.is_finished:
-            worker.cancel()
+            # A mount cancelled half-way takes the next widget mounted here with it (the body stayed
+            # empty and begin() failed): once finish() mounts, let it complete.
+            if not self._mounting:
+                worker.cancel()
             with contextlib.suppress(Exception):
                 await worker.wait()
 
@@ -98,8 +102,12 @@ class AnswerBody(Vertical):
 
     async def _show(self, text: str) -> None:
         await self.stop()
-        await self.remove_children()
-        await self.mount(markdown_widget()(shown(text), open_links=False))
+        self._mounting = True
+        try:
+            await self.remove_children()
+            await self.mount(markdown_widget()(shown(text), open_links=False))
+        finally:
+            self._mounting = False
 
     async def begin(self) -> None:
         await self.reset("")
