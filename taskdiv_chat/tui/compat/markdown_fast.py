@@ -111,6 +111,11 @@ class FastOrderedList(MarkdownOrderedList):
         self._blocks.clear()
 
 
+# A list draws no text itself (its items do): no inline styles (em, strong, ...) to work out for it, each of
+# which costs a stylesheet pass when the list mounts. (Set here: Widget drops the class keyword for it.)
+for _list in (FastBulletList, FastOrderedList):
+    _list._inherit_component_classes = False
+
 class HighlightOnceFence(MarkdownFence):
     """A code block highlighted when built and again only if the colours it was highlighted for change."""
 
