@@ -28,8 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from textual import events  # noqa: E402
 
-from render import long_answer, start_server, stop_server  # noqa: E402
-from taskdiv_chat.config import BackendConfig, Settings  # noqa: E402
+from render import app_against, long_answer, start_server, stop_server  # noqa: E402
 from taskdiv_chat.tui.widgets.answer_body import shown  # noqa: E402
 
 CHUNK = 64  # characters per server event
@@ -43,20 +42,8 @@ def huge_pieces(chars: int) -> list[str]:
 
 
 async def esc_once(pieces: list[str]) -> dict:
-    from taskdiv_chat.tui.app import TaskdivApp
-    from taskdiv_chat.tui.chat import AnswerDone
-
     process, parent, base_url = start_server(pieces, 0.0)
-    settings = Settings(default_backend="bench", backends={
-        "bench": BackendConfig(base_url=base_url, model="test-model", read_timeout=120)})
-    settings.classify.method = "llm"  # no local classifier loading in the background
-    done_at: list[float] = []
-
-    def hook(message) -> None:
-        if isinstance(message, AnswerDone):
-            done_at.append(time.monotonic())
-
-    app = TaskdivApp(settings, warm_up=False, new_chat=True)
+    app, hook, done_at = app_against(base_url)
     try:
         async with app.run_test(size=(100, 30), message_hook=hook) as pilot:
             await pilot.pause(0.5)

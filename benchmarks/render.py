@@ -128,11 +128,12 @@ async def type_keys(app, area, finished, every: float) -> list[float]:
     return latencies
 
 
-async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> dict:
+def app_against(base_url: str):
+    """The app on the loopback server, with a hook for run_test that records when AnswerDone arrives.
+    Returns (app, hook, done_at)."""
     from taskdiv_chat.tui.app import TaskdivApp
     from taskdiv_chat.tui.chat import AnswerDone
 
-    process, parent, base_url = start_server(pieces, delay)
     settings = Settings(default_backend="bench", backends={
         "bench": BackendConfig(base_url=base_url, model="test-model", read_timeout=120)})
     settings.classify.method = "llm"  # no local classifier loading in the background: this measures rendering
@@ -142,7 +143,12 @@ async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> 
         if isinstance(message, AnswerDone):
             done_at.append(time.monotonic())
 
-    app = TaskdivApp(settings, warm_up=False, new_chat=True)
+    return TaskdivApp(settings, warm_up=False, new_chat=True), hook, done_at
+
+
+async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> dict:
+    process, parent, base_url = start_server(pieces, delay)
+    app, hook, done_at = app_against(base_url)
     try:
         async with app.run_test(size=(100, 30), message_hook=hook) as pilot:
             await pilot.pause(0.5)
