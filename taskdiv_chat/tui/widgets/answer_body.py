@@ -22,6 +22,9 @@ _FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.M)
 # An answer longer than this shows its start and a note: laying out megabytes of Markdown took the UI to
 # gigabytes and blocked it for seconds. The whole text is stored, copied (alt+c) and exported (ctrl+s).
 SHOW_CHARS = 100_000
+# The final full parse of an answer up to this size runs on the UI thread: about 30 ms of CPU at this
+# size, while in a thread that shares the GIL with rendering it came back only after 0.15-0.2 s.
+PARSE_INLINE_CHARS = 20_000
 
 
 def shown(text: str) -> str:
@@ -173,7 +176,8 @@ class AnswerBody(Vertical):
         segments = self.segments
         if len(segments) == len(self._offsets) and "".join(m.source for m in segments) == text \
                 and not _REFERENCE_DEF.search(text):
-            expected = await asyncio.to_thread(_top_blocks, text)
+            expected = (_top_blocks(text) if len(text) <= PARSE_INLINE_CHARS
+                        else await asyncio.to_thread(_top_blocks, text))
             actual = [(b.name, (b.source_range[0] + offset, b.source_range[1] + offset))
                       for m, offset in zip(segments, self._offsets)
                       for b in m.children if isinstance(b, MarkdownBlock)]
