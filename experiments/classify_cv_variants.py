@@ -28,8 +28,9 @@ from collections import Counter
 
 import numpy as np
 
-from taskdiv_chat.classify.head import ngrams, tfidf
-from taskdiv_chat.classify.train import LABELS, SETTINGS, cv_score, embed_cached, load_labelled, real_prompts
+from taskdiv_chat.classify.head import ngrams
+from taskdiv_chat.classify.train import (LABELS, SETTINGS, _word_matrix, cv_score, embed_cached, load_labelled,
+                                         real_prompts)
 from taskdiv_chat.classify.request import extract_request
 
 REPEATS = 3
@@ -69,18 +70,10 @@ def _chargrams(text: str) -> list[str]:
 
 def _tfidf_block(grams, fitted, scale):
     """Sublinear TF-IDF (head.tfidf) with the vocabulary and idf of the training texts of the fold."""
-    from scipy.sparse import csr_matrix
-
     df = Counter(g for i in fitted for g in set(grams[i]))
     vocabulary = {w: i for i, w in enumerate(sorted(df))}
     idf = np.array([math.log((1 + len(fitted)) / (1 + df[w])) + 1 for w in sorted(df)])
-    rows, cols, values = [], [], []
-    for row, gs in enumerate(grams):
-        index, value = tfidf(gs, vocabulary, idf)
-        rows += [row] * len(index)
-        cols += index.tolist()
-        values += (value * scale).tolist()
-    return csr_matrix((values, (rows, cols)), shape=(len(grams), len(vocabulary)))
+    return _word_matrix(grams, vocabulary, idf, scale)
 
 
 def oof(data: Data, *, dense=("request",), words=(("request", 1.0),), example_weight=1.0, balance=0.0,
