@@ -4,15 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The app calls only libllama: skip the multimodal library (mtmd/llava), and say out loud that
-# tools, examples, tests and the C++ server stay unbuilt. (llama-cpp-python forces its
-# "common" library on; no option turns it off.)
+# The app calls only libllama: skip the multimodal library (mtmd/llava) and the "common" library
+# (cmake/llama-lean.cmake says how), and say out loud that tools, examples, tests and the C++
+# server stay unbuilt.
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF \
+	-DCMAKE_PROJECT_INCLUDE=$(CURDIR)/cmake/llama-lean.cmake
 
 .PHONY: setup run test bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt cmake/llama-lean.cmake
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# CPU torch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
