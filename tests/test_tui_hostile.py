@@ -30,7 +30,7 @@ from taskdiv_chat.tui.widgets.answer_body import SHOW_CHARS
 from taskdiv_chat.tui.widgets.prompt import clean_text
 from tests.support import write_config
 from tests.support.fake_server import Reply
-from tests.support.pilot import SIZE, Script, make_app, send, started, wait_for
+from tests.support.pilot import SIZE, Script, make_app, send, settled, started, wait_for
 
 ESC = "\x1b"
 # What was seen in the wild: retitle the window, clear the screen, put a command on the clipboard (OSC 52),
@@ -606,3 +606,35 @@ async def test_a_failing_history_is_one_notice(fake_server, fake_backend_setting
         await pilot.pause()
         told = [n for n in app._notifications if "not saved in the history" in n.message]
         assert len(told) == 1 and "database is locked" in told[0].message
+
+
+async def test_an_answer_saved_late_after_a_lock_can_be_chosen_and_the_choice_is_kept(fake_server,
+                                                                                   fake_backend_settings):
+    import sqlite3
+
+    fake_server.responder = Script(["first answer", "regenerated while locked"])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        answer = await send(pilot, "first message")
+        app.store._db.execute("PRAGMA busy_timeout = 50")  # the real 10 s wait, shortened for the test
+        locker = sqlite3.connect(app.store.path, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # another instance holds the file
+        try:
+            await pilot.press("ctrl+r")
+            await settled(pilot)
+            assert [v.text for v in answer.variants] == ["first answer", "regenerated while locked"]
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        await wait_for(pilot, lambda: screen.service.saving, what="the kept writes")
+        # Back to the first answer, then forward to the one written late: that choice is what the store keeps.
+        await pilot.press("alt+left")
+        await settled(pilot)
+        await pilot.press("alt+right")
+        await settled(pilot)
+        assert answer.current.text == "regenerated while locked"
+        conv = app.store.load_conversation(screen.conversation_id)
+        assert [v.text for v in conv.turns[0].variants] == ["first answer", "regenerated while locked"]
+        assert conv.turns[0].active.text == "regenerated while locked"

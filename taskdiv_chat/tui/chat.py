@@ -106,7 +106,7 @@ def variant_view(variant) -> VariantView:
     return VariantView(id=variant.id, text=variant.text, backend=variant.backend or "", model=variant.model or "",
                        tokens=usage.get("completion_tokens"), seconds=timings.get("total_s"),
                        finish_reason=finish_reason,
-                       error=variant.error, strategy=variant.strategy)
+                       error=variant.error, strategy=variant.strategy, source=variant)
 
 
 class ChatScreen(Screen):
@@ -546,7 +546,7 @@ class ChatScreen(Screen):
             await events.aclose()
             if view is not None:
                 for pane in view.panes:
-                    if pane.variant_id is None and not pane.has_class("-failed"):  # Esc: kept as far as it got
+                    if pane.variant is None and not pane.has_class("-failed"):  # Esc: kept as far as it got
                         pane.finish(None, "stopped")
             self.refresh_sidebar()
         if view is not None and ids:
@@ -735,7 +735,7 @@ class ChatScreen(Screen):
         index = answer.index + step
         if not 0 <= index < len(answer.variants):
             return
-        self.service.show_variant(answer.turn_id, answer.variants[index].id)
+        self.service.show_variant(answer.turn_id, answer.variants[index].stored_id)
         await answer.show(index)
         # What follows this answer is the branch that continues from the shown variant.
         await self._rerender_after(answer)

@@ -40,7 +40,7 @@ class ComparePane(Vertical, can_focus=True):
         super().__init__(id=f"pane-{index}")
         self.index, self.label = index, label
         self.parts: list[str] = []
-        self.variant_id: int | None = None
+        self.variant = None  # the service's Variant once the answer is stored (its id may come later)
         self._dirty = False
 
     def compose(self) -> ComposeResult:
@@ -50,6 +50,11 @@ class ComparePane(Vertical, can_focus=True):
 
     def on_mount(self) -> None:
         self.set_interval(RENDER_EVERY, self._render_text)
+
+    @property
+    def variant_id(self) -> int | None:
+        """The answer's row id: a write kept during a store outage gives the Variant its id when it lands."""
+        return self.variant.id if self.variant is not None else None
 
     @property
     def text(self) -> str:
@@ -67,7 +72,7 @@ class ComparePane(Vertical, can_focus=True):
     def finish(self, variant, error: str | None = None) -> None:
         """The stored answer (its exact text) and how it ended; a failure stays in its pane."""
         if variant is not None:
-            self.variant_id = variant.id
+            self.variant = variant
             self.parts = [variant.text]
             self._dirty = True
         self._render_text()
@@ -78,6 +83,9 @@ class ComparePane(Vertical, can_focus=True):
     def action_choose(self) -> None:
         if self.variant_id is not None:
             self.post_message(self.Chosen(self))
+        elif self.variant is not None:  # stored while the history could not be written
+            self.app.notify("This answer is not in the history yet (saving is retried); choose it once it is.",
+                            severity="warning", timeout=5)
 
 
 class CompareView(Vertical):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -38,6 +38,13 @@ class VariantView:
     finish_reason: str | None = None  # None when whole; length | cancelled | error | crash | streaming | ...
     error: str | None = None
     strategy: str | None = None
+    source: object = field(default=None, repr=False, compare=False)  # the service's Variant, if made from one
+
+    @property
+    def stored_id(self):
+        """The variant's row id now: a write kept during a store outage gives the service's Variant its id
+        when it lands, after this view was made."""
+        return self.source.id if self.source is not None else self.id
 
 
 def model_label(backend: str, model: str, is_local: bool) -> str:
