@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 from textual.widgets import Markdown
-from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, MarkdownParagraph
+from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, MarkdownH2, MarkdownParagraph
 
 from taskdiv_chat.tui import chat
 from taskdiv_chat.tui.chat import AnswerDone
@@ -56,12 +56,43 @@ async def screen_cells(widget_class: type[Markdown], text: str, size=(48, 40), t
         return [[(ch, seg.style) for seg in strip for ch in seg.text] for strip in strips], app
 
 
+# Blocks of one kind side by side, with inline styles: they share the first one's (SharedInlineStyles)
+SIBLINGS = """\
+## One *em* **strong** `code`
+
+## Two *em* **strong** ~~struck~~
+
+A paragraph with *em*, **strong**, ~~struck~~ and `code`.
+
+Another paragraph with *em*, **strong** and `code`.
+
+- an item with *em* and `code`
+- an item with **strong**
+- an item with ~~struck~~
+"""
+
+
 async def test_fast_markdown_draws_exactly_what_markdown_draws():
-    for theme in (None, "textual-light"):
-        expected, _ = await screen_cells(Markdown, DOCUMENT, theme=theme)
-        actual, _ = await screen_cells(FastMarkdown, DOCUMENT, theme=theme)
-        assert ["".join(ch for ch, _ in row) for row in actual] == ["".join(ch for ch, _ in row) for row in expected]
-        assert actual == expected
+    for text in (DOCUMENT, SIBLINGS):
+        for theme in (None, "textual-light"):  # a theme set after mount styles every block again
+            expected, _ = await screen_cells(Markdown, text, theme=theme)
+            actual, app = await screen_cells(FastMarkdown, text, theme=theme)
+            assert ["".join(ch for ch, _ in row) for row in actual] == \
+                ["".join(ch for ch, _ in row) for row in expected]
+            assert actual == expected
+
+
+async def test_blocks_of_one_kind_side_by_side_share_their_inline_styles():
+    app = Host(FastMarkdown, SIBLINGS)
+    async with app.run_test(size=(48, 40)) as pilot:
+        await pilot.pause()
+        for kind in (MarkdownH2, MarkdownParagraph, MarkdownSimpleListItem):
+            first, *others = app.query(kind)
+            assert others and all(other._component_styles == first._component_styles for other in others)
+        # (Markdown mounts its first block on its own, so the headers here are styled in two passes)
+        for kind in (MarkdownParagraph, MarkdownSimpleListItem):
+            first, *others = app.query(kind)
+            assert all(other._component_styles["em"] is first._component_styles["em"] for other in others)
 
 
 async def test_simple_list_items_are_one_widget_and_nested_lists_still_nest():

@@ -5,10 +5,13 @@ the paragraph): in a long answer, lists are most of the widgets, and mounting an
 laying them out is most of the render time. Here a list item that is one plain
 paragraph (the usual case) is one widget that draws its bullet and hangs the
 wrapped lines under the text; other items (nested lists, several paragraphs) keep
-Textual's layout. Code blocks are highlighted once, not again on mount.
+Textual's layout. Code blocks are highlighted once, not again on mount. Paragraphs, headers and list items
+of one kind side by side work out their inline styles (em, strong, ...) once.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -19,9 +22,47 @@ from textual.strip import Strip
 from textual.style import Style
 from textual.visual import RenderOptions, Visual
 from textual.widgets import Markdown
-from textual.widgets._markdown import (MarkdownBlock, MarkdownBullet, MarkdownBulletList, MarkdownFence,
-                                       MarkdownListItem, MarkdownOrderedList, MarkdownOrderedListItem,
-                                       MarkdownParagraph)
+from textual.widgets._markdown import (MarkdownBlock, MarkdownBullet, MarkdownBulletList, MarkdownFence, MarkdownH1,
+                                       MarkdownH2, MarkdownH3, MarkdownH4, MarkdownH5, MarkdownH6, MarkdownListItem,
+                                       MarkdownOrderedList, MarkdownOrderedListItem, MarkdownParagraph)
+
+# The first block of each kind styled in this turn of the event loop (see SharedInlineStyles)
+_first_of_kind: dict[tuple, MarkdownBlock] = {}
+
+
+class SharedInlineStyles:
+    """For a Markdown block: its inline styles (the em, strong, ... component classes) copied from the first
+    sibling of the same kind styled in the same turn of the event loop, instead of worked out again.
+
+    Textual works each component class out with an uncached stylesheet pass: 4-5 per block, most of the
+    stylesheet cost of mounting a long answer. Siblings of one type, classes and state (hover, focus) styled
+    in one pass (a mount, a theme change: nothing changes between them) get the same styles, unless the rules
+    depend on a block's position (:first-child, :odd, ...). Put first among the bases (Textual's CSS follows
+    the first DOMNode base)."""
+
+    def _get_component_classes(self) -> frozenset[str]:
+        # Stylesheet.apply calls this on the node, then styles the classes returned (none: keep ours)
+        classes = super()._get_component_classes()
+        key = (self._parent, type(self), self._id, self.classes, self._pseudo_classes_cache_key)
+        first = _first_of_kind.get(key)
+        if first is None or first is self:
+            try:
+                if not _first_of_kind:
+                    asyncio.get_running_loop().call_soon(_first_of_kind.clear)
+                _first_of_kind[key] = self
+            except RuntimeError:  # no event loop: nothing is shared
+                pass
+            return classes
+        styles = first._component_styles
+        if styles.keys() != classes or any(s.node._has_order_style or s.node._has_odd_or_even
+                                           or s.node._has_focus_within for s in styles.values()):
+            return classes
+        changed = self._component_styles != styles
+        self._component_styles.clear()
+        self._component_styles.update(styles)
+        if changed:  # as Stylesheet does: a block whose styles changed is drawn again
+            self.refresh()
+        return frozenset()
 
 
 class HangingIndent(Visual):
@@ -54,7 +95,7 @@ class HangingIndent(Visual):
         return [Strip.join([marker if y == 0 else blank, line]) for y, line in enumerate(body)]
 
 
-class MarkdownSimpleListItem(MarkdownBlock):
+class MarkdownSimpleListItem(SharedInlineStyles, MarkdownBlock):
     """A list item holding one paragraph, drawn as one widget: its bullet, then the text, hanging."""
 
     COMPONENT_CLASSES = {"list-bullet"}
@@ -80,7 +121,7 @@ class MarkdownSimpleListItem(MarkdownBlock):
 
 def _list_item(block: MarkdownListItem, symbol: str) -> MarkdownBlock | Horizontal:
     """One widget for an item that is a single paragraph; otherwise Textual's bullet/column layout."""
-    if len(block._blocks) == 1 and type(block._blocks[0]) is MarkdownParagraph:
+    if len(block._blocks) == 1 and type(block._blocks[0]) in (MarkdownParagraph, FastParagraph):
         return MarkdownSimpleListItem(block, symbol, block._blocks[0])
     bullet = MarkdownBullet()
     bullet.symbol = symbol
@@ -134,8 +175,16 @@ class HighlightOnceFence(MarkdownFence):
             MarkdownBlock.notify_style_update(self)
 
 
+class FastParagraph(SharedInlineStyles, MarkdownParagraph):
+    pass
+
+
+FAST_HEADERS = {f"h{header.LEVEL}": type(f"Fast{header.__name__[len('Markdown'):]}", (SharedInlineStyles, header), {})
+                for header in (MarkdownH1, MarkdownH2, MarkdownH3, MarkdownH4, MarkdownH5, MarkdownH6)}
+
+
 class FastMarkdown(Markdown):
     """Markdown with single-widget list items and code highlighted once; looks the same as Markdown."""
 
-    BLOCKS = {**Markdown.BLOCKS, "bullet_list_open": FastBulletList, "ordered_list_open": FastOrderedList,
-              "fence": HighlightOnceFence, "code_block": HighlightOnceFence}
+    BLOCKS = {**Markdown.BLOCKS, **FAST_HEADERS, "paragraph_open": FastParagraph, "bullet_list_open": FastBulletList,
+              "ordered_list_open": FastOrderedList, "fence": HighlightOnceFence, "code_block": HighlightOnceFence}
