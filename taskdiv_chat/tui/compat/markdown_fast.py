@@ -32,18 +32,18 @@ _first_of_kind: dict[tuple, MarkdownBlock] = {}
 
 class SharedInlineStyles:
     """For a Markdown block: its inline styles (the em, strong, ... component classes) copied from the first
-    sibling of the same kind styled in the same turn of the event loop, instead of worked out again.
+    block of the same kind styled in the same turn of the event loop, instead of worked out again.
 
     Textual works each component class out with an uncached stylesheet pass: 4-5 per block, most of the
-    stylesheet cost of mounting a long answer. Siblings of one type, classes and state (hover, focus) styled
-    in one pass (a mount, a theme change: nothing changes between them) get the same styles, unless the rules
-    depend on a block's position (:first-child, :odd, ...). Put first among the bases (Textual's CSS follows
-    the first DOMNode base)."""
+    stylesheet cost of mounting a long answer. Blocks of one Markdown widget whose path to it has the same
+    types, ids, classes and state (hover, focus), styled in one pass (a mount, a theme change: nothing changes
+    between them), get the same styles, unless the rules depend on position (:first-child, :odd, ...).
+    Put first among the bases (Textual's CSS follows the first DOMNode base)."""
 
     def _get_component_classes(self) -> frozenset[str]:
         # Stylesheet.apply calls this on the node, then styles the classes returned (none: keep ours)
         classes = super()._get_component_classes()
-        key = (self._parent, type(self), self._id, self.classes, self._pseudo_classes_cache_key)
+        key = self._kind()
         first = _first_of_kind.get(key)
         if first is None or first is self:
             try:
@@ -63,6 +63,16 @@ class SharedInlineStyles:
         if changed:  # as Stylesheet does: a block whose styles changed is drawn again
             self.refresh()
         return frozenset()
+
+    def _kind(self) -> tuple:
+        """What the styles of this block's inline parts depend on but the rules' positions: the Markdown
+        widget it is in, and type, id, classes and state of the block and of each widget in between."""
+        path = []
+        node = self
+        while node is not None and not isinstance(node, Markdown):
+            path.append((type(node), node._id, node.classes, node._pseudo_classes_cache_key))
+            node = node._parent
+        return node, *path
 
 
 class HangingIndent(Visual):
