@@ -56,7 +56,8 @@ async def screen_cells(widget_class: type[Markdown], text: str, size=(48, 40), t
         return [[(ch, seg.style) for seg in strip for ch in seg.text] for strip in strips], app
 
 
-# Blocks of one kind side by side, with inline styles: they share the first one's (SharedInlineStyles)
+# Blocks of one kind (in one list, or in lists side by side), with inline styles: they share the first one's
+# (SharedInlineStyles)
 SIBLINGS = """\
 ## One *em* **strong** `code`
 
@@ -69,6 +70,11 @@ Another paragraph with *em*, **strong** and `code`.
 - an item with *em* and `code`
 - an item with **strong**
 - an item with ~~struck~~
+
+A paragraph between two lists.
+
+- an item of another list, with *em*
+- and with `code`
 """
 
 
@@ -82,7 +88,7 @@ async def test_fast_markdown_draws_exactly_what_markdown_draws():
             assert actual == expected
 
 
-async def test_blocks_of_one_kind_side_by_side_share_their_inline_styles():
+async def test_blocks_of_one_kind_share_their_inline_styles():
     app = Host(FastMarkdown, SIBLINGS)
     async with app.run_test(size=(48, 40)) as pilot:
         await pilot.pause()
