@@ -26,8 +26,15 @@ from textual.widgets._markdown import (MarkdownBlock, MarkdownBullet, MarkdownBu
                                        MarkdownH2, MarkdownH3, MarkdownH4, MarkdownH5, MarkdownH6, MarkdownListItem,
                                        MarkdownOrderedList, MarkdownOrderedListItem, MarkdownParagraph)
 
-# The first block of each kind styled in this turn of the event loop (see SharedInlineStyles)
+# The first block of each kind styled in this turn of the event loop (see SharedInlineStyles), and the loop
+# that empties it on its next turn
 _first_of_kind: dict[tuple, MarkdownBlock] = {}
+_emptied_by: list = [None]
+
+
+def _empty_first_of_kind() -> None:
+    _first_of_kind.clear()
+    _emptied_by[0] = None
 
 
 class SharedInlineStyles:
@@ -43,15 +50,18 @@ class SharedInlineStyles:
     def _get_component_classes(self) -> frozenset[str]:
         # Stylesheet.apply calls this on the node, then styles the classes returned (none: keep ours)
         classes = super()._get_component_classes()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: nothing is shared
+            return classes
+        if _emptied_by[0] is not loop:  # (what a loop that ended before its next turn left goes too)
+            _first_of_kind.clear()
+            _emptied_by[0] = loop
+            loop.call_soon(_empty_first_of_kind)
         key = self._kind()
         first = _first_of_kind.get(key)
         if first is None or first is self:
-            try:
-                if not _first_of_kind:
-                    asyncio.get_running_loop().call_soon(_first_of_kind.clear)
-                _first_of_kind[key] = self
-            except RuntimeError:  # no event loop: nothing is shared
-                pass
+            _first_of_kind[key] = self
             return classes
         styles = first._component_styles
         if styles.keys() != classes or any(s.node._has_order_style or s.node._has_odd_or_even
