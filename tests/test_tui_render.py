@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from textual import events
 from textual.app import App, ComposeResult
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, MarkdownH2, MarkdownParagraph
@@ -176,3 +179,32 @@ async def test_a_burst_is_rendered_whole_when_the_answer_is_done(fake_server, fa
         assert mounted[0] == [(t, tuple(r)) for t, r in _top_blocks(text)]
         items = [item._content.plain for item in segments[0].query(MarkdownSimpleListItem)]
         assert items.count("nested point") == 20 and items.count("two") == 20
+
+
+async def test_escape_while_a_whole_answer_is_laid_out_still_ends_the_answer(fake_server, fake_backend_settings,
+                                                                             monkeypatch):
+    # every chunk has arrived and the answer is being laid out when Esc comes (a long one takes a while):
+    # the answer ends all the same, the input is free again, and the whole text is shown
+    monkeypatch.setattr(chat, "BURST_RATE", 1000)
+    monkeypatch.setattr(chat, "BURST_HOLD", 30.0)
+    text = long_answer(80)
+    fake_server.responder = Script([Reply(text)])
+    done: list[AnswerDone] = []
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, AnswerDone) and done.append(m)) as pilot:
+        await started(pilot)
+        screen = app.screen
+        screen.prompt.area.load_text("A long story")
+        screen.prompt.area.focus()
+        await pilot.pause()
+        app.post_message(events.Key("enter", None))  # pilot.press waits for the app to be idle: laid out
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not ((answer := screen.last_answer()) is not None and answer.body.finishing):
+            assert loop.time() < deadline, "the answer was never laid out"
+            await asyncio.sleep(0.001)  # not pilot.pause: that waits for the app to be idle
+        app.post_message(events.Key("escape", None))
+        await wait_for(pilot, lambda: done and not answer.body.finishing, what="the answer's end")
+        assert not screen.answering and not answer.streaming
+        assert "".join(m.source for m in answer.body.segments) == text
+        assert screen.service.turn().active.text == text

@@ -400,7 +400,7 @@ class ChatScreen(Screen):
         flusher = StreamFlusher(body)
         ticker = asyncio.create_task(flusher.tick())  # lets held text out while the stream stalls
         count, unyielded = 0, 0
-        stopped = False
+        stopped = stopped_late = False
         self.answering = answer.streaming = True
         self.status.set_activity(activity)
         answer.busy = activity if analyze else None  # not the figures of the variant shown before
@@ -475,11 +475,18 @@ class ChatScreen(Screen):
                 if body.written:
                     await flusher.flush()
                 # one full parse of the whole answer: fixes half-open fences; an answer not streamed at all
-                # (one burst) is rendered by that parse alone
-                await body.finish(text)
+                # (one burst) is rendered by that parse alone. By the body itself: Esc while a long answer is
+                # laid out (it had all arrived) cancels only the waiting, and the answer still ends here.
+                body.finish_later(text)
+                try:
+                    await body.finished()
+                except asyncio.CancelledError:
+                    stopped_late = True
             answer.streaming = False
             self.answering = False
             self.post_message(AnswerDone(answer, answer.current))
+            if stopped_late:
+                raise asyncio.CancelledError
         for note in notes[:1]:
             self.app.notify(note, timeout=5)
         if failed and not saved:

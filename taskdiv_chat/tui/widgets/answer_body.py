@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock
+from textual.worker import WorkerCancelled
 
 from ...sanitize import for_display
 from ..compat import appends_done, markdown_widget
@@ -87,6 +88,12 @@ class AnswerBody(Vertical):
     def finish_later(self, text: str) -> None:
         """finish(text) in a worker of this widget: the caller goes on at once (Esc on a huge burst)."""
         self._finishing = self.run_worker(self.finish(text), group="finish", exclusive=True)
+
+    async def finished(self) -> None:
+        """Wait until finish_later has laid the text out; cancelling the waiter leaves the layout running."""
+        with contextlib.suppress(WorkerCancelled):  # a newer text replaced it
+            if self._finishing is not None:
+                await self._finishing.wait()
 
     async def _cancel_finishing(self) -> None:
         worker, self._finishing = self._finishing, None
