@@ -11,7 +11,7 @@ from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, Markdow
 
 from taskdiv_chat.tui import chat
 from taskdiv_chat.tui.chat import AnswerDone
-from taskdiv_chat.tui.widgets.answer_body import SEGMENT_CHARS, _top_blocks
+from taskdiv_chat.tui.widgets.answer_body import SEGMENT_CHARS, AnswerBody, _top_blocks
 from taskdiv_chat.tui.compat.markdown_fast import FastMarkdown, HighlightOnceFence, MarkdownSimpleListItem
 from tests.support.fake_server import Reply
 from tests.support.pilot import SIZE, Script, make_app, started, wait_for
@@ -200,9 +200,14 @@ async def test_escape_while_a_whole_answer_is_laid_out_still_ends_the_answer(fak
         app.post_message(events.Key("enter", None))  # pilot.press waits for the app to be idle: laid out
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 15
-        while not ((answer := screen.last_answer()) is not None and answer.body.finishing):
+        def laying_out() -> bool:
+            answer = screen.last_answer()
+            return answer is not None and any(body.finishing for body in answer.query(AnswerBody))
+
+        while not laying_out():
             assert loop.time() < deadline, "the answer was never laid out"
             await asyncio.sleep(0.001)  # not pilot.pause: that waits for the app to be idle
+        answer = screen.last_answer()
         app.post_message(events.Key("escape", None))
         await wait_for(pilot, lambda: done and not answer.body.finishing, what="the answer's end")
         assert not screen.answering and not answer.streaming
