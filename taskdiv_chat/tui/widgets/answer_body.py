@@ -91,9 +91,10 @@ class AnswerBody(Vertical):
 
     async def finished(self) -> None:
         """Wait until finish_later has laid the text out; cancelling the waiter leaves the layout running."""
-        with contextlib.suppress(WorkerCancelled):  # a newer text replaced it
-            if self._finishing is not None:
-                await self._finishing.wait()
+        if self._finishing is not None:
+            # shielded: a cancelled await of a task cancels that task too
+            with contextlib.suppress(WorkerCancelled):  # (a newer text replaced it)
+                await asyncio.shield(self._finishing.wait())
 
     async def _cancel_finishing(self) -> None:
         worker, self._finishing = self._finishing, None
