@@ -143,6 +143,9 @@ async def test_newline_keys_paste_and_huge_paste(fake_server, fake_backend_setti
         assert notice and "more than the 2,048-token context window" in str(notice.last().render())
         assert app.screen.prompt.attachment  # kept, nothing lost
         assert app.screen.conversation_id is None and fake_server.requests == []
+        await pilot.click("#remove-attachment")  # the button made with the first attachment
+        await pilot.pause()
+        assert app.screen.prompt.attachment == "" and not app.screen.query_one("#attachment").has_class("-shown")
 
 
 async def test_override_category_is_saved_and_used_by_regenerate(fake_server, fake_backend_settings):

@@ -122,8 +122,7 @@ class PromptBar(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="attachment"):
-            yield Static(id="attachment-label")
-            yield Button("remove", id="remove-attachment", compact=True)
+            yield Static(id="attachment-label")  # its "remove" button comes with the first attachment
         yield PromptArea(id="prompt")
 
     @property
@@ -139,6 +138,8 @@ class PromptBar(Vertical):
         self.attachment = text
         box = self.query_one("#attachment")
         box.set_class(bool(text), "-shown")
+        if text and not box.query("#remove-attachment"):  # made here: a Button before the first paint costs
+            box.mount(Button("remove", id="remove-attachment", compact=True))
         if text:
             lines = text.count("\n") + 1
             self.query_one("#attachment-label", Static).update(
