@@ -7,11 +7,13 @@ driver that says it is not headless, so the app renders as on a real terminal).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
 import select
 import shutil
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -31,6 +33,19 @@ from taskdiv_chat.tui.widgets.prompt import clean_text
 from tests.support import write_config
 from tests.support.fake_server import Reply
 from tests.support.pilot import SIZE, Script, make_app, send, settled, started, wait_for
+
+
+@contextlib.contextmanager
+def held_by_another_instance(app):
+    """The app's history file locked by another connection (BEGIN EXCLUSIVE) until the block ends."""
+    app.store._db.execute("PRAGMA busy_timeout = 50")  # the real 10 s wait, shortened for the test
+    locker = sqlite3.connect(app.store.path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
 
 ESC = "\x1b"
 # What was seen in the wild: retitle the window, clear the screen, put a command on the clipboard (OSC 52),
@@ -306,8 +321,6 @@ async def test_a_sent_message_does_not_come_back_in_a_new_chat(fake_server, fake
 
 
 async def test_a_locked_database_is_told_not_a_crash_and_the_typed_text_stays(fake_server, fake_backend_settings):
-    import sqlite3
-
     fake_server.responder = Script(["ok"])
     app = make_app(fake_backend_settings)
     async with app.run_test(size=SIZE) as pilot:
@@ -315,10 +328,7 @@ async def test_a_locked_database_is_told_not_a_crash_and_the_typed_text_stays(fa
         screen = app.screen
         await send(pilot, "first message")
         conversation = screen.conversation_id
-        app.store._db.execute("PRAGMA busy_timeout = 50")  # the real 10 s wait, shortened for the test
-        locker = sqlite3.connect(app.store.path, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")  # another instance holds the file
-        try:
+        with held_by_another_instance(app):
             screen.prompt.area.focus()
             await pilot.press(*"typed while locked")
             await pilot.pause(DRAFT_DELAY + 0.3)  # the draft save meets the lock
@@ -327,9 +337,6 @@ async def test_a_locked_database_is_told_not_a_crash_and_the_typed_text_stays(fa
             told = [n.message for n in app._notifications if n.message.startswith("Not saved")]
             assert len(told) >= 2 and all("locked" in m for m in told)
             assert app.return_code is None and screen.prompt.area.text == "typed while locked"
-        finally:
-            locker.execute("ROLLBACK")
-            locker.close()
         assert [c.id for c in app.store.list_conversations()] == [conversation]  # the delete did not happen
 
 
@@ -539,25 +546,17 @@ def test_search_snippet_brings_the_match_into_view():
 
 async def test_a_history_locked_during_a_turn_is_told_and_catches_up_when_it_is_free(fake_server,
                                                                                      fake_backend_settings):
-    import sqlite3
-
     fake_server.responder = Script(["first answer", "answered while locked"])
     app = make_app(fake_backend_settings)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         screen = app.screen
         await send(pilot, "first message")
-        app.store._db.execute("PRAGMA busy_timeout = 50")  # the real 10 s wait, shortened for the test
-        locker = sqlite3.connect(app.store.path, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")  # another instance holds the file
-        try:
+        with held_by_another_instance(app):
             answer = await send(pilot, "sent while locked")
             assert answer.current.text == "answered while locked"
             told = [n.message for n in app._notifications if "not saved in the history" in n.message]
             assert len(told) == 1 and "locked" in told[0] and "retrying" in told[0]
-        finally:
-            locker.execute("ROLLBACK")
-            locker.close()
         await wait_for(pilot, lambda: screen.service.saving, what="the kept writes")
         await pilot.pause()
         assert [n.message for n in app._notifications if n.message.startswith("Saved in the history again")]
@@ -595,8 +594,6 @@ async def test_answer_deadline_and_size_cap_are_shown_with_the_partial_text(fake
 
 
 async def test_a_failing_history_is_one_notice(fake_server, fake_backend_settings):
-    import sqlite3
-
     app = make_app(fake_backend_settings)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
@@ -610,24 +607,16 @@ async def test_a_failing_history_is_one_notice(fake_server, fake_backend_setting
 
 async def test_an_answer_saved_late_after_a_lock_can_be_chosen_and_the_choice_is_kept(fake_server,
                                                                                    fake_backend_settings):
-    import sqlite3
-
     fake_server.responder = Script(["first answer", "regenerated while locked"])
     app = make_app(fake_backend_settings)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         screen = app.screen
         answer = await send(pilot, "first message")
-        app.store._db.execute("PRAGMA busy_timeout = 50")  # the real 10 s wait, shortened for the test
-        locker = sqlite3.connect(app.store.path, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")  # another instance holds the file
-        try:
+        with held_by_another_instance(app):
             await pilot.press("ctrl+r")
             await settled(pilot)
             assert [v.text for v in answer.variants] == ["first answer", "regenerated while locked"]
-        finally:
-            locker.execute("ROLLBACK")
-            locker.close()
         await wait_for(pilot, lambda: screen.service.saving, what="the kept writes")
         # Back to the first answer, then forward to the one written late: that choice is what the store keeps.
         await pilot.press("alt+left")
