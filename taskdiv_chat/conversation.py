@@ -51,7 +51,7 @@ def judged(turn, variant_ids: list[int] | None = None) -> list:
     variants = usable(turn.variants) if turn else []
     if variant_ids is None:
         return variants
-    by_id = {v.id: v for v in variants}
+    by_id = {v.id: v for v in variants if v.id is not None}  # (an answer not saved yet has no id to name it)
     return [by_id[i] for i in variant_ids if i in by_id]
 
 

@@ -323,3 +323,16 @@ async def test_without_a_store_a_conversation_runs_in_memory(fake_server, settin
     assert chat["messages"] == [  # the history came from memory
         {"role": "user", "content": "one"}, {"role": "assistant", "content": "first"},
         {"role": "user", "content": "two"}]
+
+
+def test_answers_named_for_judging_are_those_saved_and_none_twice():
+    from taskdiv_chat.conversation import judged
+    from taskdiv_chat.store import Turn, UserTurn, Variant
+
+    def answer(variant_id, text):
+        return Variant(variant_id, text, "done", "stop", None, "b", "m", None, None, None, None, 0.0)
+
+    turn = Turn(UserTurn(7, "q", None, None, None, 0.0), [answer(1, "a"), answer(None, "b"), answer(None, "c"),
+                                                         answer(2, "d")], 0)
+    assert [v.text for v in judged(turn, [2, None, 1, None])] == ["d", "a"]  # not "c" for each unsaved one
+    assert [v.text for v in judged(turn)] == ["a", "b", "c", "d"]

@@ -9,7 +9,7 @@ import pytest
 from taskdiv_chat.config import BackendConfig
 from taskdiv_chat.tui.widgets.compare import ComparePane, CompareView
 from tests.support.fake_server import Reply
-from tests.support.pilot import SIZE, Script, make_app, settled, started, wait_for
+from tests.support.pilot import SIZE, Script, held_by_another_instance, make_app, settled, started, wait_for
 from tests.test_compare import model_servers
 
 PARIS = "Paris. France has had its capital there since the Middle Ages, with the government seated in the city."
@@ -146,3 +146,29 @@ def test_snapshot_three_models_side_by_side(snap_compare, fake_server, fake_back
             await pilot.pause(0.2)
 
         assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+async def test_answers_compared_while_the_history_is_locked_are_told_and_can_be_chosen_once_saved(
+        fake_server, fake_backend_settings):
+    with compare_app(fake_server, fake_backend_settings, Reply(PARIS), Reply(LYON)) as app:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await started(pilot)
+            screen = app.screen
+            with held_by_another_instance(app):
+                view = await send_all(pilot, QUESTION)
+                await settled(pilot)
+                panes = sorted(view.query(ComparePane), key=lambda p: p.index)
+                assert [p.text for p in panes] == [PARIS, LYON]
+                assert not any(p.has_class("-failed") for p in panes)  # finished, not "stopped"
+                assert str(view.badge.render()).strip() == "not judged: some answers are not in the history yet"
+                panes[1].focus()
+                await pilot.press("enter")
+                await pilot.pause()
+                assert any("not in the history yet" in n.message for n in app._notifications)
+                assert not panes[1].has_class("-chosen")
+            await wait_for(pilot, lambda: screen.service.saving, what="the kept writes")
+            panes[1].focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            turn = app.store.load_conversation(screen.conversation_id).turns[0]
+            assert turn.active.backend == "beta" and panes[1].has_class("-chosen")

@@ -7,7 +7,6 @@ driver that says it is not headless, so the app renders as on a real terminal).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import pty
@@ -32,20 +31,8 @@ from taskdiv_chat.tui.widgets.answer_body import SHOW_CHARS
 from taskdiv_chat.tui.widgets.prompt import clean_text
 from tests.support import write_config
 from tests.support.fake_server import Reply
-from tests.support.pilot import SIZE, Script, make_app, send, settled, started, wait_for
-
-
-@contextlib.contextmanager
-def held_by_another_instance(app):
-    """The app's history file locked by another connection (BEGIN EXCLUSIVE) until the block ends."""
-    app.store._db.execute("PRAGMA busy_timeout = 50")  # the real 10 s wait, shortened for the test
-    locker = sqlite3.connect(app.store.path, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
+from tests.support.pilot import (SIZE, Script, held_by_another_instance, make_app, send, settled, started,
+                                  wait_for)
 
 ESC = "\x1b"
 # What was seen in the wild: retitle the window, clear the screen, put a command on the clipboard (OSC 52),

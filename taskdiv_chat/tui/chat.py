@@ -565,9 +565,12 @@ class ChatScreen(Screen):
             self.measure_compare(view, [ids[i] for i in sorted(ids)])
 
     @work(exclusive=True, group="measure")
-    async def measure_compare(self, view, ids: list[int]) -> None:
+    async def measure_compare(self, view, ids: list[int | None]) -> None:
         """All the compared answers judged together; the badge says how many models said different things."""
         view.badge.show_text("judging across models…", "pending")
+        if None in ids:  # stored while the history failed: no row yet to name them by
+            view.badge.show_text("not judged: some answers are not in the history yet", "warn")
+            return
         report = await self.service.measure(view.turn_id, ids)
         if report is None:
             return

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import sqlite3
 
 from taskdiv_chat.config import Settings
 from taskdiv_chat.tui.app import TaskdivApp
@@ -81,3 +83,16 @@ async def classified(pilot, answer: AssistantMessage) -> str:
     letter = await asyncio.wait_for(pilot.app.screen.service.category(answer.turn_id), 30)
     await pilot.pause()
     return letter
+
+
+@contextlib.contextmanager
+def held_by_another_instance(app):
+    """The app's history file locked by another connection (BEGIN EXCLUSIVE) until the block ends."""
+    app.store._db.execute("PRAGMA busy_timeout = 50")  # the real 10 s wait, shortened for the test
+    locker = sqlite3.connect(app.store.path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
