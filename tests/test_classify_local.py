@@ -5,8 +5,6 @@ for training or tuning)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from taskdiv_chat import taxonomy
 from taskdiv_chat.classify import LocalClassifier, get_local_classifier
 from taskdiv_chat.classify.head import Head, ngrams, tfidf
 from taskdiv_chat.classify.train import SETTINGS, Corpus, fit, load_labelled, real_prompts
+from tests.support import python_output
 
 HELD_OUT = Path(__file__).parent / "data" / "classify_heldout.jsonl"
 CLASSES = [*taxonomy.LETTERS, taxonomy.OTHER]
@@ -37,9 +36,7 @@ def test_importing_the_classifier_loads_no_model_or_heavy_library():
     code = ("import sys\nfrom taskdiv_chat.classify import get_local_classifier, classify_turn\n"
             "c = get_local_classifier()\n"
             "print(sorted(m for m in ('torch', 'sentence_transformers', 'sklearn') if m in sys.modules), c.is_ready())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[] False"
+    assert python_output(code) == "[] False"
 
 
 def test_the_head_runs_on_numpy_alone():
@@ -50,9 +47,7 @@ def test_the_head_runs_on_numpy_alone():
             "head = Head.load()\ntext = extract_request('Act as a pirate, flip a coin.').text\n"
             "p = head.probabilities([text], np.full((1, head.dims), head.dims ** -0.5))\n"
             "print(p.shape, round(float(p.sum()), 6), sorted(m for m in ('sklearn', 'scipy', 'torch') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "(1, 9) 1.0 []"
+    assert python_output(code) == "(1, 9) 1.0 []"
 
 
 def test_loads_the_shipped_head_and_trains_nothing(monkeypatch):

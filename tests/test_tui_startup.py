@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ from taskdiv_chat.tui.boot import BootScreen
 from taskdiv_chat.tui.state import save_state, state_path
 from taskdiv_chat.tui.widgets.messages import AssistantMessage, UserMessage
 from taskdiv_chat.tui.widgets.prompt import PromptArea
-from tests.support import write_config
+from tests.support import python_output, write_config
 from tests.support.fake_server import Reply
 from tests.support.pilot import SIZE, wait_for
 from tests.support.terminal import start_in_pty
@@ -100,9 +98,7 @@ def test_the_ui_start_imports_neither_the_config_nor_the_commands():
             "assert c.chat_ui_args([]) is not None\n"
             "print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'taskdiv_chat.config', "
             "'taskdiv_chat.commands'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert python_output(code) == "[]"
 
 
 def test_choosing_the_terminal_driver_does_not_import_importlib_metadata():
@@ -112,9 +108,7 @@ def test_choosing_the_terminal_driver_does_not_import_importlib_metadata():
             "from taskdiv_chat.tui import compat\n"
             "assert compat.safe_driver(LinuxDriver).__name__ == 'SafeLinuxDriver'\n"
             "print('importlib.metadata' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
+    assert python_output(code) == "False"
 
 
 def test_broken_config_in_a_terminal_exits_2_with_one_line():

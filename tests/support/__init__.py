@@ -34,6 +34,13 @@ def run_cli(*args: str, stdin: str | None = None, env: dict | None = None, timeo
                           text=True, env=full_env, timeout=timeout)
 
 
+def python_output(code: str) -> str:
+    """What `code` prints in a fresh interpreter (nothing imported yet), which must exit cleanly."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
