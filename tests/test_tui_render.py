@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from textual import events
 from textual.app import App, ComposeResult
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, MarkdownH2, MarkdownParagraph
 
-from taskdiv_chat.tui import chat
+from taskdiv_chat.tui import chat, collector
 from taskdiv_chat.tui.chat import AnswerDone
 from taskdiv_chat.tui.widgets.answer_body import SEGMENT_CHARS, AnswerBody, _top_blocks
 from taskdiv_chat.tui.compat.markdown_fast import FastMarkdown, HighlightOnceFence, MarkdownSimpleListItem
@@ -213,3 +214,71 @@ async def test_escape_while_a_whole_answer_is_laid_out_still_ends_the_answer(fak
         assert not screen.answering and not answer.streaming
         assert "".join(m.source for m in answer.body.segments) == text
         assert screen.service.turn().active.text == text
+
+
+def test_full_collections_wait_for_the_last_hold_and_run_when_it_ends():
+    thresholds = gc.get_threshold()
+    full: list[int] = []
+
+    def record(phase, info) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            full.append(1)
+
+    gc.callbacks.append(record)
+    try:
+        collector.hold()
+        collector.hold()  # two answers at once (a brainstorm's, a regenerate's)
+        assert gc.get_threshold()[:2] == thresholds[:2] and gc.get_threshold()[2] > 10**9
+        collector.release()
+        assert collector.holding() and gc.get_threshold()[2] > 10**9 and not full
+        collector.release()
+        assert not collector.holding() and gc.get_threshold() == thresholds and full == [1]
+        collector.release()  # an extra release changes nothing
+        assert gc.get_threshold() == thresholds and full == [1]
+        collector.hold()
+        collector.hold()
+        collector.release_all()  # the chat screen goes (a release waiting for its refresh never comes)
+        assert not collector.holding() and gc.get_threshold() == thresholds and full == [1, 1]
+    finally:
+        gc.callbacks.remove(record)
+        while collector.holding():
+            collector.release()
+
+
+async def test_no_full_collection_while_an_answer_streams_and_one_after_it(fake_server, fake_backend_settings):
+    # a full collection scans every widget of the conversation (0.14 s seen for one long answer): not in the
+    # middle of the stream or at its end, but once the answer is on screen; a stopped answer releases it too
+    thresholds = gc.get_threshold()
+    events_seen: list[tuple[str, bool]] = []
+
+    def record(phase, info) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            events_seen.append(("full collection", collector.holding()))
+
+    words = [f"word{i} " for i in range(60)]
+    fake_server.responder = Script([Reply(chunks=words, chunk_delay=0.02), Reply(chunks=words, chunk_delay=0.05)])
+    app = make_app(fake_backend_settings)
+    gc.callbacks.append(record)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await started(pilot)
+            screen = app.screen
+            screen.prompt.area.load_text("Count")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: screen.answering and collector.holding(), what="the stream")
+            gc.collect(1)  # young collections still run
+            assert gc.get_threshold()[2] > 10**9
+            await wait_for(pilot, lambda: not screen.answering, what="the answer")
+            await wait_for(pilot, lambda: not collector.holding(), what="the release")
+            assert gc.get_threshold() == thresholds
+            assert events_seen and ("full collection", True) not in events_seen  # only the held one, after
+            events_seen.clear()
+            screen.prompt.area.load_text("Again")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: screen.answering and collector.holding(), what="the second stream")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not screen.answering and not collector.holding(), what="the stop")
+            assert gc.get_threshold() == thresholds and ("full collection", False) in events_seen
+    finally:
+        gc.callbacks.remove(record)
+        gc.set_threshold(*thresholds)

@@ -27,7 +27,7 @@ from ..conversation import (Classified, ConversationService, Delta, Failed, Meas
                             StoreProblem, StoreRecovered, TurnAdded, VariantSaved, Waiting, count_tokens, store_errors,
                             title_for, usable)
 from ..sanitize import for_display
-from . import bindings, services
+from . import bindings, collector, services
 from .bindings import keys_for_id
 from .state import load_state, save_state
 from .widgets.compare import ComparePane, CompareView
@@ -236,6 +236,7 @@ class ChatScreen(Screen):
             bar.area.action_send()
 
     async def on_unmount(self) -> None:
+        collector.release_all()  # a flow's release waits for a refresh that no longer comes
         if self.service is not None:
             await self.service.aclose()
 
@@ -408,6 +409,7 @@ class ChatScreen(Screen):
         if analyze:
             answer.show_badge("…", "pending")
         try:
+            collector.hold()  # no full garbage collection until the answer is on screen (released in finally)
             async for event in events:
                 if isinstance(event, Started):
                     if view is None:
@@ -485,6 +487,7 @@ class ChatScreen(Screen):
             answer.streaming = False
             self.answering = False
             self.post_message(AnswerDone(answer, answer.current))
+            self.call_after_refresh(collector.release)
             if stopped_late:
                 raise asyncio.CancelledError
         for note in notes[:1]:
