@@ -887,7 +887,10 @@ class _Answer:
         self.parts: list[str] = []  # the text so far
         self.finished = False
         self.attached = asyncio.Event()
+        # Text waits in a list on the queue that grows until it is taken: what queued up meanwhile goes out as
+        # one Delta (a burst is thousands of chunks, each costing the consumer a turn).
         self.queue: asyncio.Queue = asyncio.Queue()
+        self._open_text: list[str] | None = None  # the queue's last item, while text can still join it
         self.task = asyncio.ensure_future(self._run(messages))
 
     async def attach(self, turn_id: int) -> None:
@@ -919,12 +922,14 @@ class _Answer:
             self.parts.append(delta)
             if self.writer is not None:
                 self._write(delta)
-            self.queue.put_nowait(delta)
+            if self._open_text is None:
+                self._open_text = []
+                self.queue.put_nowait(self._open_text)
+            self._open_text.append(delta)
 
         completion, error, cancelled = None, None, False
         try:
-            completion = await collect(self.backend, messages, on_text=on_text, on_wait=self.queue.put_nowait,
-                                       **self.params)
+            completion = await collect(self.backend, messages, on_text=on_text, on_wait=self._put, **self.params)
         except asyncio.CancelledError:
             cancelled = True
             raise
@@ -940,9 +945,13 @@ class _Answer:
                 variant = self._finish(reason, *_usage_timings(completion), error=error,
                                        text=completion.text if completion is not None else None)
                 if not cancelled:
-                    self.queue.put_nowait(Failed(self.turn_id, "answer", error, self.index, variant) if error
-                                          else VariantSaved(self.turn_id, self.index, variant, "", completion))
-            self.queue.put_nowait(_END)
+                    self._put(Failed(self.turn_id, "answer", error, self.index, variant) if error
+                              else VariantSaved(self.turn_id, self.index, variant, "", completion))
+            self._put(_END)
+
+    def _put(self, item) -> None:
+        self._open_text = None  # text after this item comes after it
+        self.queue.put_nowait(item)
 
     async def events(self) -> AsyncIterator[Event]:
         """Started, then Delta, then VariantSaved or Failed (needs attach() first)."""
@@ -951,8 +960,10 @@ class _Answer:
             yield Started(self.turn_id, self.index, self.backend.name, self.backend.model, self.strategy,
                           self.writer.variant_id if self.writer else None)
             while (item := await self.queue.get()) is not _END:
-                if isinstance(item, str):
-                    yield Delta(self.turn_id, self.index, item)
+                if isinstance(item, list):
+                    if item is self._open_text:
+                        self._open_text = None
+                    yield Delta(self.turn_id, self.index, "".join(item))
                 elif isinstance(item, (VariantSaved, Failed)):
                     yield item
                 else:  # a RetryWait
