@@ -12,7 +12,7 @@ with a TextArea to type in, measured the same way. For each it prints
     handled, after the final full parse; the minimal app: its last block mounted);
   - key latency while streaming: a key is typed into the input every 100 ms and
     the time until the input shows it is recorded (median and max);
-  - CPU seconds used by the process over the stream.
+  - CPU seconds used by the process over the stream, and its peak resident memory.
 The turn is classified by the server (one letter), so no local model loads meanwhile.
 
 Target (issue): at 100 tokens/s the end of the answer shows no later after the last chunk than in
@@ -28,6 +28,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -278,9 +279,9 @@ async def run_minimal(pieces: list[str], delay: float, type_every: float = 0.1) 
             area = app.query_one(TextArea)
             area.focus()
             await pilot.pause()
-            cpu0, wall0 = time.process_time(), time.monotonic()
             markdown, end = app.query_one(Markdown), last_line("".join(pieces))
             clock = paint_clock(app, lambda: mounted_to(markdown) == end)
+            cpu0, wall0 = time.process_time(), time.monotonic()
             app.run_worker(app.answer("Tell me a long story"))
             await asyncio.sleep(0.05)
             latencies = await type_keys(app, area, lambda: app.done_at is not None, type_every)
@@ -311,7 +312,9 @@ def measured(app: str, pieces: list[str], delay: float) -> dict:
 
 def _measure(app: str, pieces: list[str], delay: float, conn) -> None:
     try:
-        conn.send(asyncio.run((run_once if app == "ours" else run_minimal)(pieces, delay)))
+        result = asyncio.run((run_once if app == "ours" else run_minimal)(pieces, delay))
+        result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        conn.send(result)
     except BaseException as exc:  # SystemExit included: the parent is waiting for an answer
         conn.send({"error": str(exc) or repr(exc)})
 
@@ -326,7 +329,7 @@ def report(name: str, r: dict) -> None:
           f"{'met' if r['shown'] <= 0.5 else 'NOT met'}), done after {r['lag']:.3f} s · stream {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU · "
           f"key latency median {statistics.median(keys) * 1000:.0f} ms, p90 {p90(keys) * 1000:.0f} ms "
           f"(target <= 100: {'met' if p90(keys) <= 0.1 else 'NOT met'}), max {max(keys) * 1000:.0f} ms "
-          f"({len(r['keys'])} keys) · text complete: {r['complete']}")
+          f"({len(r['keys'])} keys) · peak RSS {r['peak_mib']:.0f} MiB · text complete: {r['complete']}")
 
 
 def main() -> int:
