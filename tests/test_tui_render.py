@@ -256,7 +256,7 @@ async def test_no_full_collection_while_an_answer_streams_and_one_after_it(fake_
             events_seen.append(("full collection", collector.holding()))
 
     words = [f"word{i} " for i in range(60)]
-    fake_server.responder = Script([Reply(chunks=words, chunk_delay=0.02), Reply(chunks=words, chunk_delay=0.05)])
+    fake_server.responder = Script([Reply(chunks=words, chunk_delay=0.05), Reply("tick tock", fault="endless")])
     app = make_app(fake_backend_settings)
     gc.callbacks.append(record)
     try:
@@ -264,7 +264,8 @@ async def test_no_full_collection_while_an_answer_streams_and_one_after_it(fake_
             await started(pilot)
             screen = app.screen
             screen.prompt.area.load_text("Count")
-            await pilot.press("enter")
+            screen.prompt.area.focus()
+            app.post_message(events.Key("enter", None))  # pilot.press waits for the app to be idle: streamed
             await wait_for(pilot, lambda: screen.answering and collector.holding(), what="the stream")
             gc.collect(1)  # young collections still run
             assert gc.get_threshold()[2] > 10**9
@@ -273,8 +274,8 @@ async def test_no_full_collection_while_an_answer_streams_and_one_after_it(fake_
             assert gc.get_threshold() == thresholds
             assert events_seen and ("full collection", True) not in events_seen  # only the held one, after
             events_seen.clear()
-            screen.prompt.area.load_text("Again")
-            await pilot.press("enter")
+            screen.prompt.area.load_text("Count forever")
+            app.post_message(events.Key("enter", None))
             await wait_for(pilot, lambda: screen.answering and collector.holding(), what="the second stream")
             await pilot.press("escape")
             await wait_for(pilot, lambda: not screen.answering and not collector.holding(), what="the stop")
