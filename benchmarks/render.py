@@ -159,10 +159,14 @@ async def painted(pilot, clock: dict, timeout: float = 10.0) -> None:
         await pilot.pause(0.05)
 
 
-async def type_keys(app, area, finished, every: float) -> list[float]:
-    """Until finished(): type a key into `area` every `every` s; the seconds each took to show."""
+async def type_keys(app, area, finished, every: float, limit: float = 300.0) -> list[float]:
+    """Until finished(): type a key into `area` every `every` s; the seconds each took to show.
+    TimeoutError after `limit` s (an answer that never ends must not hang the benchmark)."""
     latencies = []
+    give_up = time.monotonic() + limit
     while not finished():
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"the answer did not end within {limit:g} s")
         # type one key and wait until the input shows it
         before = len(area.text)
         started = time.monotonic()
@@ -217,7 +221,12 @@ async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> 
             cpu0, wall0 = time.process_time(), time.monotonic()
             app.post_message(events.Key("enter", None))  # pilot.press would wait for the app to be idle
             await asyncio.sleep(0.05)
-            latencies = await type_keys(app, area, lambda: bool(done_at), type_every)
+            try:
+                latencies = await type_keys(app, area, lambda: bool(done_at), type_every)
+            except TimeoutError as exc:
+                answer = screen.last_answer()
+                raise SystemExit(f"{exc}: answering {screen.answering}, streaming {answer and answer.streaming}, "
+                                 f"laying out {answer and answer.body.finishing}") from None
             cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
             await painted(pilot, clock)
             answer = screen.last_answer()
