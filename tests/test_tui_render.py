@@ -7,12 +7,15 @@ import gc
 
 from textual import events
 from textual.app import App, ComposeResult
-from textual.widgets import Markdown
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.layouts.vertical import VerticalLayout
+from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, MarkdownH2, MarkdownParagraph
 
 from taskdiv_chat.tui import chat, collector
 from taskdiv_chat.tui.chat import AnswerDone
 from taskdiv_chat.tui.widgets.answer_body import SEGMENT_CHARS, AnswerBody, _top_blocks
+from taskdiv_chat.tui.compat.layout import HeightFromWidth
 from taskdiv_chat.tui.compat.markdown_fast import FastMarkdown, HighlightOnceFence, MarkdownSimpleListItem
 from tests.support.fake_server import Reply
 from tests.support.pilot import SIZE, Script, make_app, started, wait_for
@@ -282,3 +285,90 @@ async def test_no_full_collection_while_an_answer_streams_and_one_after_it(fake_
     finally:
         gc.callbacks.remove(record)
         gc.set_threshold(*thresholds)
+
+
+class Growing(App):
+    """An answer's body streamed into inside a scrolling chat, as in the app."""
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield AnswerBody()
+
+
+def layouts_by_widget(monkeypatch) -> list:
+    """The widgets whose children are laid out again (a cached arrangement is not laid out again)."""
+    arranged: list = []
+    original = VerticalLayout.arrange
+
+    def recorded(self, parent, children, size, greedy=True):
+        arranged.append(parent)
+        return original(self, parent, children, size, greedy)
+
+    monkeypatch.setattr(VerticalLayout, "arrange", recorded)
+    return arranged
+
+
+async def test_a_growing_answer_lays_out_only_its_last_segment(monkeypatch):
+    # Textual keys a container's arrangement by the height of the container it is in: as the chat grew with
+    # each write, every earlier segment (and every list in it) was laid out again, 70-220 ms per layout at
+    # the end of a long answer. With HeightFromWidth only what changed is.
+    arranged = layouts_by_widget(monkeypatch)
+    app = Growing()
+    async with app.run_test(size=(60, 20)) as pilot:
+        body = app.query_one(AnswerBody)
+        await body.begin()
+        text = long_answer(30)
+        for start in range(0, len(text), 400):  # as a stream writes it: one segment after another
+            await body.write(text[start:start + 400])
+        await pilot.pause()
+        await pilot.pause()
+        *earlier, last = body.segments
+        assert len(earlier) >= 2
+        settled_height = body.region.height
+        arranged.clear()
+        for _ in range(3):
+            await body.write("\n\n- one more point, long enough to wrap onto a second line at this width")
+            await pilot.pause()
+        assert body.region.height >= settled_height + 6  # it grew, and was laid out anew
+        assert last in arranged or any(last in widget.ancestors for widget in arranged)
+        again = [widget for widget in arranged
+                 if any(widget is segment or segment in widget.ancestors for segment in earlier)]
+        assert again == []
+
+
+class Column(HeightFromWidth, Vertical):
+    pass
+
+
+class Sized(App):
+    """Children of every kind of height, in a stock Vertical and in a HeightFromWidth one, side by side."""
+
+    CSS = """
+    Horizontal { height: 30; }
+    Vertical, Column { height: auto; width: 1fr; }
+    .cells { height: 3; } .tall { min-height: 4; max-height: 6; } .part { height: 40%; } .share { max-height: 50%; }
+    """
+
+    def __init__(self, classes: list[str]) -> None:
+        super().__init__()
+        self.child_classes = classes
+
+    def compose(self) -> ComposeResult:
+        text = "words that wrap onto more than one line in a narrow column " * 2
+        with Horizontal():
+            for kind, name in ((Vertical, "stock"), (Column, "ours")):
+                with kind(id=name):
+                    for name in self.child_classes:
+                        yield Static(text, classes=name)
+
+
+async def test_height_from_width_lays_out_exactly_as_textual_does():
+    # children of an auto, fixed or bounded height: measured at the width alone; a height relative to the
+    # container (%, and so fr): Textual's own measure
+    for classes in (["", ""], ["", "cells", ""], ["tall", "", "tall"], ["", "part"], ["share", ""]):
+        app = Sized(classes)
+        async with app.run_test(size=(60, 40)) as pilot:
+            await pilot.pause()
+            stock, ours = app.query_one("#stock"), app.query_one("#ours")
+            assert ours.region.height == stock.region.height > 0, classes
+            assert [c.region.height for c in ours.children] == [c.region.height for c in stock.children]

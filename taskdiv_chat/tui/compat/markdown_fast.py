@@ -26,6 +26,8 @@ from textual.widgets._markdown import (MarkdownBlock, MarkdownBullet, MarkdownBu
                                        MarkdownH2, MarkdownH3, MarkdownH4, MarkdownH5, MarkdownH6, MarkdownListItem,
                                        MarkdownOrderedList, MarkdownOrderedListItem, MarkdownParagraph)
 
+from .layout import HeightFromWidth
+
 # The first block of each kind styled in this turn of the event loop (see SharedInlineStyles), and the loop
 # that empties it on its next turn
 _first_of_kind: dict[tuple, MarkdownBlock] = {}
@@ -145,10 +147,18 @@ def _list_item(block: MarkdownListItem, symbol: str) -> MarkdownBlock | Horizont
         return MarkdownSimpleListItem(block, symbol, block._blocks[0])
     bullet = MarkdownBullet()
     bullet.symbol = symbol
-    return Horizontal(bullet, Vertical(*block._blocks))
+    return _ItemRow(bullet, _ItemColumn(*block._blocks))
 
 
-class FastBulletList(MarkdownBulletList):
+class _ItemRow(HeightFromWidth, Horizontal):
+    pass
+
+
+class _ItemColumn(HeightFromWidth, Vertical):
+    pass
+
+
+class FastBulletList(HeightFromWidth, MarkdownBulletList):
     def compose(self) -> ComposeResult:
         for block in self._blocks:
             if isinstance(block, MarkdownListItem):
@@ -156,7 +166,7 @@ class FastBulletList(MarkdownBulletList):
         self._blocks.clear()
 
 
-class FastOrderedList(MarkdownOrderedList):
+class FastOrderedList(HeightFromWidth, MarkdownOrderedList):
     def compose(self) -> ComposeResult:
         # numbering as MarkdownOrderedList.compose: from the first item's number, right-aligned
         start = 1
@@ -203,7 +213,7 @@ FAST_HEADERS = {f"h{header.LEVEL}": type(f"Fast{header.__name__[len('Markdown'):
                 for header in (MarkdownH1, MarkdownH2, MarkdownH3, MarkdownH4, MarkdownH5, MarkdownH6)}
 
 
-class FastMarkdown(Markdown):
+class FastMarkdown(HeightFromWidth, Markdown):
     """Markdown with single-widget list items and code highlighted once; looks the same as Markdown."""
 
     BLOCKS = {**Markdown.BLOCKS, **FAST_HEADERS, "paragraph_open": FastParagraph, "bullet_list_open": FastBulletList,

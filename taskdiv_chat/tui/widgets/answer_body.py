@@ -15,6 +15,7 @@ from textual.worker import WorkerCancelled
 
 from ...sanitize import for_display
 from ..compat import appends_done, markdown_widget
+from ..compat.layout import HeightFromWidth
 
 _REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:", re.M)
 SEGMENT_CHARS = 2000  # a streamed answer continues in a new Markdown widget past this size
@@ -42,7 +43,7 @@ def _top_blocks(text: str) -> list[tuple[str, tuple[int, int]]]:
     return [(t.type, tuple(t.map)) for t in tokens if t.level == 0 and t.map is not None and t.nesting >= 0]
 
 
-class AnswerBody(Vertical):
+class AnswerBody(HeightFromWidth, Vertical):
     """The text of an answer: Markdown, streamed in at a flat cost per write.
 
     Streaming appends go through Markdown.get_stream(). Textual lays out a whole
