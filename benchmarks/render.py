@@ -198,6 +198,8 @@ def app_against(base_url: str):
 
 
 async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> dict:
+    from taskdiv_chat.tui.widgets.answer_body import AnswerBody
+
     process, parent, base_url = start_server(pieces, delay)
     app, hook, done_at = app_against(base_url)
     try:
@@ -212,9 +214,10 @@ async def run_once(pieces: list[str], delay: float, type_every: float = 0.1) -> 
 
             def whole_mounted() -> bool:
                 answer = screen.last_answer()
-                if answer is None:
+                bodies = answer.query(AnswerBody) if answer is not None else []
+                if not bodies:  # (an answer is painted once before its body is composed)
                     return False
-                segments, offsets = answer.body.segments, answer.body._offsets
+                segments, offsets = bodies[0].segments, bodies[0]._offsets
                 return 0 < len(segments) == len(offsets) and mounted_to(segments[-1], offsets[-1]) == end
 
             clock = paint_clock(app, whole_mounted)
