@@ -4,11 +4,12 @@ Textual measures a container of height auto whose children are all of dynamic he
 by arranging them at (width, the height of the container it is in), and caches that arrangement under
 that size. While an answer streams, the chat grows with every write: the size each block container
 of the answer was measured at changed, every cache missed, and every write laid the whole answer out
-again (at the end of a 5,000-token answer, 70-220 ms per layout instead of a few).
+again (at the end of a 5,000-token answer, 127 arrangements missed their cache in the last layout).
 
 When no child's height can depend on the container's (each one auto or a number of cells, and so
 are its min and max), the arrangement at (width, 0) is the same one, and it stays cached until the
-container's children or their sizes change (Textual clears it then).
+container's children or their sizes change (Textual clears it then): 25 misses in that layout.
+It overrides only public methods (get_content_height is meant to be), so it applies on any Textual.
 """
 
 from __future__ import annotations
