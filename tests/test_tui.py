@@ -14,6 +14,7 @@ import json
 from textual import events
 
 from taskdiv_chat import taxonomy
+from taskdiv_chat.conversation import Classified, Failed, Measured, Measuring, StoreProblem
 from taskdiv_chat.store import Store
 from taskdiv_chat.tui.widgets.answer_body import shown
 from taskdiv_chat.tui.widgets.messages import UserMessage
@@ -542,3 +543,27 @@ async def test_pastes_into_search_and_rename_lose_their_escape_sequences(fake_se
         rename.post_message(events.Paste("\x1b[2JBirds\x1b[1;1H\x07"))
         await pilot.pause()
         assert rename.value == "Birds"
+
+
+async def test_what_the_service_finds_while_the_screen_closes_is_dropped_not_raised(fake_server,
+                                                                                     fake_backend_settings):
+    # A screen's widgets go before its on_unmount closes the service: a measurement or a classification
+    # that ends in between told a chat that was no longer there (NoMatches, a worker failure at exit, seen
+    # in CI after a brainstorm). Each event that needs the chat is dropped then; the others still tell.
+    fake_server.responder = Script(["An answer."])
+    app = make_app(fake_backend_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        screen = app.screen
+        await send(pilot, "A question")
+        turn_id = screen.last_answer().turn_id
+        await screen.chat.remove()
+        notices: list[str] = []
+        app.notify = lambda message, **kwargs: notices.append(message)
+        for event in (Classified(turn_id, {"letter": "G"}), Measuring(turn_id, {}),
+                      Measured(turn_id, None), Failed(turn_id, "measure", "judge gone"),
+                      StoreProblem("disk full", 1)):
+            screen.service.emit(event)
+        await pilot.pause()
+        assert screen.answer_for(turn_id) is None and screen.user_for(turn_id) is None
+        assert notices and "disk full" in notices[0]

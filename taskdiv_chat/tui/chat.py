@@ -16,6 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TextArea
@@ -308,8 +309,16 @@ class ChatScreen(Screen):
         else:
             self.sidebar.show_conversations(store.list_conversations(limit=200))
 
+    def _messages(self, kind: type) -> list:
+        """The chat's messages of one kind; none once the screen is closing (its widgets go before its
+        on_unmount, while a measurement or a classification may still be telling what it found)."""
+        try:
+            return list(self.chat.query(kind))
+        except NoMatches:
+            return []
+
     def _answers(self) -> list[AssistantMessage]:
-        return list(self.chat.query(AssistantMessage))
+        return self._messages(AssistantMessage)
 
     def last_answer(self) -> AssistantMessage | None:
         answers = self._answers()
@@ -322,7 +331,7 @@ class ChatScreen(Screen):
         return None
 
     def user_for(self, turn_id) -> UserMessage | None:
-        for user in self.chat.query(UserMessage):
+        for user in self._messages(UserMessage):
             if user.turn_id == turn_id:
                 return user
         return None
