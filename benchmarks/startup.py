@@ -110,7 +110,11 @@ def measure(runs: int, first_run: bool, backend: str, base_url: str) -> dict[str
 
         # PYTHONPATH: this checkout's code (tmux gives its sessions the tmux server's environment, and the
         # editable install may point at another checkout).
-        common = {"TERM": "xterm-256color", "HF_HUB_OFFLINE": "1", "TEXTUAL": "", "PYTHONPATH": str(ROOT)}
+        # PYTHONDONTWRITEBYTECODE emptied: bytecode is written, as by pip's install and by any start of a
+        # checkout. Set on a machine, every start compiled this checkout's modules from source again (~10 ms
+        # before the first paint), while Textual's, in site-packages, had been compiled when installed.
+        common = {"TERM": "xterm-256color", "HF_HUB_OFFLINE": "1", "TEXTUAL": "", "PYTHONPATH": str(ROOT),
+                  "PYTHONDONTWRITEBYTECODE": ""}
         shared = dirs("shared")
         # One untimed start each: files in the page cache, and (unless --first-run) the caches filled.
         for command, paint, ready in apps.values():
