@@ -310,8 +310,8 @@ def layouts_by_widget(monkeypatch) -> list:
 
 async def test_a_growing_answer_lays_out_only_its_last_segment(monkeypatch):
     # Textual keys a container's arrangement by the height of the container it is in: as the chat grew with
-    # each write, every earlier segment (and every list in it) was laid out again, 70-220 ms per layout at
-    # the end of a long answer. With HeightFromWidth only what changed is.
+    # each write, every earlier segment (and every list in it) was laid out again (127 cache misses in the
+    # last layout of a 5,000-token answer). With HeightFromWidth only what changed is.
     arranged = layouts_by_widget(monkeypatch)
     app = Growing()
     async with app.run_test(size=(60, 20)) as pilot:
@@ -358,8 +358,8 @@ class Sized(App):
         with Horizontal():
             for kind, name in ((Vertical, "stock"), (Column, "ours")):
                 with kind(id=name):
-                    for name in self.child_classes:
-                        yield Static(text, classes=name)
+                    for child_class in self.child_classes:
+                        yield Static(text, classes=child_class)
 
 
 async def test_height_from_width_lays_out_exactly_as_textual_does():
