@@ -9,6 +9,7 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.layouts.vertical import VerticalLayout
+from textual.selection import Selection
 from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, MarkdownH2, MarkdownParagraph
 
@@ -16,7 +17,8 @@ from taskdiv_chat.tui import chat, collector
 from taskdiv_chat.tui.chat import AnswerDone
 from taskdiv_chat.tui.widgets.answer_body import SEGMENT_CHARS, AnswerBody, _top_blocks
 from taskdiv_chat.tui.compat.layout import HeightFromWidth
-from taskdiv_chat.tui.compat.markdown_fast import FastMarkdown, HighlightOnceFence, MarkdownSimpleListItem
+from taskdiv_chat.tui.compat.markdown_fast import (FastBulletList, FastList, FastMarkdown, FastOrderedList,
+                                                  HighlightOnceFence, MarkdownSimpleListItem)
 from tests.support.fake_server import Reply
 from tests.support.pilot import SIZE, Script, make_app, started, wait_for
 
@@ -59,8 +61,20 @@ async def screen_cells(widget_class: type[Markdown], text: str, size=(48, 40), t
         if theme:
             app.theme = theme
         await pilot.pause()
-        strips = app.screen._compositor.render_strips()
-        return [[(ch, seg.style) for seg in strip for ch in seg.text] for strip in strips], app
+        return cells(app), app
+
+
+def cells(app) -> list[list[tuple]]:
+    strips = app.screen._compositor.render_strips()
+    return [[(ch, seg.style) for seg in strip for ch in seg.text] for strip in strips]
+
+
+def drawn(style):
+    """What a cell's style draws, and does when clicked: all of it but the selection offset, which
+    indexes the text of the widget the cell is in (a list drawn as one widget counts its lines)."""
+    if style is None:
+        return None
+    return style.clear_meta_and_links(), style.link, {k: v for k, v in style.meta.items() if k != "offset"}
 
 
 # Blocks of one kind (in one list, or in lists side by side), with inline styles: they share the first one's
@@ -92,36 +106,86 @@ async def test_fast_markdown_draws_exactly_what_markdown_draws():
             actual, app = await screen_cells(FastMarkdown, text, theme=theme)
             assert ["".join(ch for ch, _ in row) for row in actual] == \
                 ["".join(ch for ch, _ in row) for row in expected]
-            assert actual == expected
+            assert [[(ch, drawn(style)) for ch, style in row] for row in actual] == \
+                [[(ch, drawn(style)) for ch, style in row] for row in expected]
+
+
+async def test_a_press_on_any_character_selects_from_that_character():
+    # where a mouse press starts a selection: the offset drawn into each cell, in the text its widget copies
+    for widget_class in (Markdown, FastMarkdown):  # (Textual's own passes too)
+        for text in (DOCUMENT, SIBLINGS):
+            app = Host(widget_class, text)
+            async with app.run_test(size=(48, 40)) as pilot:
+                await pilot.pause()
+                checked = markers = 0
+                for y, row in enumerate(cells(app)):
+                    row_text = "".join(ch for ch, _ in row)
+                    for x, ch in enumerate(row_text):
+                        widget, offset = app.screen.get_widget_and_offset_at(x, y)
+                        if not ch.strip() or offset is None:
+                            continue
+                        lines = widget.get_selection(Selection(None, None))[0].splitlines()
+                        if lines[offset.y][offset.x:offset.x + 1] == ch:
+                            checked += 1
+                        else:  # a list's marker, which is not copied: a press on it selects from its item's start
+                            assert widget_class is FastMarkdown and ch in "•▪‣0123456789."
+                            assert offset.x == 0 and lines[offset.y].split()[0] in row_text[x:].split()[:2]
+                            markers += 1
+                assert checked > 200 and (markers > 0) == (widget_class is FastMarkdown)
+
+
+async def test_a_selection_across_items_of_a_list_drawn_whole_copies_and_shows_their_text():
+    app = Host(FastMarkdown, SIBLINGS)
+    async with app.run_test(size=(48, 40)) as pilot:
+        await pilot.pause()
+        before = cells(app)
+        rows = ["".join(ch for ch, _ in row) for row in before]
+        y = rows.index("  • an item with strong".ljust(48))
+        assert isinstance(app.screen.get_widget_at(4, y)[0], FastBulletList)
+        # from "with" in the second item to the end of "item" in the third, as a mouse drags it
+        await pilot.mouse_down(offset=(12, y))
+        await pilot.hover(offset=(10, y + 1))
+        await pilot.mouse_up(offset=(10, y + 1))
+        await pilot.pause()
+        assert app.screen.get_selected_text() == "with strong\nan item"
+        highlighted = ["".join(ch for (ch, style), (_, was) in zip(row, old) if drawn(style) != drawn(was))
+                       for row, old in zip(cells(app), before)]
+        assert [line for line in highlighted if line] == ["with strong", "an item"]
 
 
 async def test_blocks_of_one_kind_share_their_inline_styles():
     app = Host(FastMarkdown, SIBLINGS)
     async with app.run_test(size=(48, 40)) as pilot:
         await pilot.pause()
-        for kind in (MarkdownH2, MarkdownParagraph, MarkdownSimpleListItem):
+        for kind in (MarkdownH2, MarkdownParagraph, FastBulletList):
             first, *others = app.query(kind)
             assert others and all(other._component_styles == first._component_styles for other in others)
         # (Markdown mounts its first block on its own, so the headers here are styled in two passes)
-        for kind in (MarkdownParagraph, MarkdownSimpleListItem):
+        for kind in (MarkdownParagraph, FastBulletList):
             first, *others = app.query(kind)
             assert all(other._component_styles["em"] is first._component_styles["em"] for other in others)
 
 
-async def test_simple_list_items_are_one_widget_and_nested_lists_still_nest():
+async def test_a_list_is_one_widget_when_each_item_is_a_paragraph_maybe_followed_by_such_a_list():
     app = Host(FastMarkdown, DOCUMENT)
     async with app.run_test(size=(48, 40)) as pilot:
         await pilot.pause()
-        items = [item._content.plain for item in app.query(MarkdownSimpleListItem)]
-        assert [text.split(",")[0] for text in items] == [
-            "a first point with emphasis", "deeper still", "eight", "nine", "ten"]
-        # items holding a list of their own keep the bullet/column layout; the innermost item nests in both
-        deeper = app.query(MarkdownSimpleListItem)[1]
-        assert sum(isinstance(a, MarkdownBulletList) for a in deeper.ancestors) == 3
-        paragraphs = [p._content.plain for p in app.query(MarkdownParagraph)]
-        assert "second point" in paragraphs and any(p.startswith("a nested point") for p in paragraphs)
-        # the item with two paragraphs is not squeezed into one widget
-        assert not any(text.startswith("an item with two") for text in items)
+        # (the list under the nested point is drawn inside the list it is in: not a widget of its own)
+        outer, nested = app.query(FastBulletList)
+        # an item with two paragraphs: that list is laid out item by item, an item of one paragraph in one
+        # widget, the others in Textual's bullet/column layout
+        assert outer.lines is None
+        items = [item._content.plain.split(",")[0] for item in outer.query(MarkdownSimpleListItem)]
+        assert items == ["a first point with emphasis"]
+        paragraphs = [p._content.plain for p in outer.query(MarkdownParagraph)]
+        assert "second point" in paragraphs and "an item with two paragraphs" in paragraphs
+        # the list under "second point" (with the list under its item) and the numbered list: one widget each
+        assert nested.lines is not None and not nested.children
+        assert nested.lines.text.splitlines() == [
+            "a nested point that is also long enough to wrap onto the next line at forty or so columns", "deeper still"]
+        ordered = app.query_one(FastOrderedList)
+        assert ordered.lines is not None and not ordered.children
+        assert [line.split(",")[0] for line in ordered.lines.text.splitlines()] == ["eight", "nine", "ten"]
 
 
 async def test_code_is_highlighted_once_and_again_when_its_colours_change(monkeypatch):
@@ -181,7 +245,9 @@ async def test_a_burst_is_rendered_whole_when_the_answer_is_done(fake_server, fa
         segments = screen.last_answer().body.segments
         assert len(segments) == 1 and segments[0].source == text  # one parse, never streamed
         assert mounted[0] == [(t, tuple(r)) for t, r in _top_blocks(text)]
-        items = [item._content.plain for item in segments[0].query(MarkdownSimpleListItem)]
+        lists = [block for block in segments[0].children if isinstance(block, FastList)]
+        assert len(lists) == 40 and all(each.lines is not None for each in lists)  # every list one widget
+        items = [line for each in lists for line in each.lines.text.splitlines()]
         assert items.count("nested point") == 20 and items.count("two") == 20
 
 

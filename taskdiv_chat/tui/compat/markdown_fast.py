@@ -2,21 +2,27 @@
 
 Textual's Markdown mounts four widgets per list item (a row, the bullet, a column,
 the paragraph): in a long answer, lists are most of the widgets, and mounting and
-laying them out is most of the render time. Here a list item that is one plain
-paragraph (the usual case) is one widget that draws its bullet and hangs the
-wrapped lines under the text; other items (nested lists, several paragraphs) keep
-Textual's layout. Code blocks are highlighted once, not again on mount. Paragraphs, headers and list items
-of one kind side by side work out their inline styles (em, strong, ...) once.
+laying them out is most of the render time. Here a list whose items are each one
+paragraph, maybe followed by such a list (the usual case), is one widget that
+draws every bullet and hangs the wrapped lines under their text; in other lists
+(an item with two paragraphs, code, a quote) an item that is one paragraph is one
+widget and the others keep Textual's layout. Code blocks are highlighted once, not
+again on mount. Paragraphs, headers and lists of one kind side by side work out
+their inline styles (em, strong, ...) once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
+from rich.segment import Segment
+from rich.style import Style as RichStyle
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content, Span
 from textual.css.styles import RulesMap
+from textual.geometry import Offset
 from textual.selection import Selection
 from textual.strip import Strip
 from textual.style import Style
@@ -87,34 +93,89 @@ class SharedInlineStyles:
         return node, *path
 
 
-class HangingIndent(Visual):
-    """`marker` on the first line, `body` wrapped beside it (later lines indented under the body)."""
+class ListLines(Visual):
+    """A list (or one item of it) as one visual, placed as Textual's bullet and column widgets place it:
+    each item's marker on its first line, its paragraph wrapped beside the marker (later lines hang under
+    the paragraph, not the marker), and under the paragraph the item's own list, if any (a ListLines too).
 
-    def __init__(self, marker: Content, body: Content) -> None:
-        self.marker = marker
-        self.body = body
+    A selection indexes `text`, the lines the list copies: each item's paragraph, then its own list's."""
+
+    def __init__(self, items: list[tuple[Content, Content, ListLines | None]]) -> None:
+        self.items = items  # (marker, paragraph, own list)
+        self.text = "\n".join(body.plain + ("\n" + nested.text if nested else "") for _, body, nested in items)
 
     def get_optimal_width(self, rules: RulesMap, container_width: int) -> int:
-        indent = self.marker.cell_length
-        return indent + self.body.get_optimal_width(rules, container_width - indent)
+        return max((marker.cell_length + max(body.get_optimal_width(rules, container_width - marker.cell_length),
+                                             nested.get_optimal_width(rules, container_width - marker.cell_length)
+                                             if nested else 0)
+                    for marker, body, nested in self.items), default=0)
 
     def get_minimal_width(self, rules: RulesMap) -> int:
-        return self.marker.cell_length + self.body.get_minimal_width(rules)
+        return max((marker.cell_length + max(body.get_minimal_width(rules),
+                                             nested.get_minimal_width(rules) if nested else 0)
+                    for marker, body, nested in self.items), default=0)
 
     def get_height(self, rules: RulesMap, width: int) -> int:
-        return max(1, self.body.get_height(rules, width - self.marker.cell_length))
+        height = 0
+        for marker, body, nested in self.items:
+            inner = width - marker.cell_length
+            height += max(1, body.get_height(rules, inner) + (nested.get_height(rules, inner) if nested else 0))
+        return height
 
     def render_strips(self, width: int, height: int | None, style: Style, options: RenderOptions) -> list[Strip]:
-        indent = self.marker.cell_length
-        if width <= indent:
-            return []
-        body = self.body.render_strips(width - indent, height, style, options) or [Strip.blank(0)]
-        plain = RenderOptions(options.get_style, options.rules)  # a selection indexes the body's text only
-        marker = self.marker.render_strips(indent, 1, style, plain)[0]
-        # the lines under the marker: spaces in the marker's style, as under Textual's bullet widget
-        under = sum((options.get_style(span.style) for span in self.marker.spans), style)
-        blank = Strip.blank(indent, under.rich_style)
-        return [Strip.join([marker if y == 0 else blank, line]) for y, line in enumerate(body)]
+        lines: list[Strip] = []
+        plain = RenderOptions(options.get_style, options.rules)  # the markers are never selected
+        y = 0  # the line of `text` the item starts at
+        for marker, body, nested in self.items:
+            indent = marker.cell_length
+            body_lines = body.plain.count("\n") + 1
+            if width > indent:
+                item = _moved(body.render_strips(width - indent, None, style, _shifted(options, y)), y)
+                if nested is not None:
+                    below = y + body_lines
+                    item += _moved(nested.render_strips(width - indent, None, style, _shifted(options, below)), below)
+                # a press on the marker starts a selection at the start of the item's text
+                first = Strip([Segment(character, segment.style + RichStyle.from_meta({"offset": (0, y)}))
+                               for segment in marker.render_strips(indent, 1, style, plain)[0]
+                               for character in segment.text], indent)
+                # the lines under the marker: spaces in the marker's style, as under Textual's bullet widget
+                under = sum((options.get_style(span.style) for span in marker.spans), style)
+                blank = Strip.blank(indent, under.rich_style)
+                lines += [Strip.join([first if n == 0 else blank, line])
+                          for n, line in enumerate(item or [Strip.blank(0)])]
+            y += body_lines + (nested.text.count("\n") + 1 if nested else 0)
+        return lines if height is None else lines[:height]
+
+
+def _shifted(options: RenderOptions, lines: int) -> RenderOptions:
+    """The options for a part of a ListLines that starts `lines` lines into its text: its selection
+    counted from that line."""
+    selection = options.selection
+    if selection is None or not lines:
+        return options
+    start, end = (None if offset is None else Offset(offset.x, offset.y - lines) for offset in selection)
+    return replace(options, selection=Selection(start, end))
+
+
+def _moved(strips: list[Strip], lines: int) -> list[Strip]:
+    """Strips of a part of a ListLines that starts `lines` lines into its text, their selection offsets
+    (where a mouse press starts or ends a selection) counted from the start of the whole text."""
+    if not lines:
+        return strips
+    moved = []
+    for strip in strips:
+        segments = []
+        for text, style, control in strip:
+            offset = style.meta.get("offset") if style is not None else None
+            if offset is not None and offset[1] is not None:
+                style += RichStyle.from_meta({"offset": (offset[0], offset[1] + lines)})
+            segments.append(Segment(text, style, control))
+        moved.append(Strip(segments, strip.cell_length))
+    return moved
+
+
+def _marker(symbol: str) -> Content:
+    return Content(symbol, spans=[Span(0, len(symbol), ".list-bullet")])
 
 
 class MarkdownSimpleListItem(SharedInlineStyles, MarkdownBlock):
@@ -134,16 +195,49 @@ class MarkdownSimpleListItem(SharedInlineStyles, MarkdownBlock):
 
     def set_content(self, content: Content) -> None:
         self._content = content
-        marker = Content(self.symbol, spans=[Span(0, len(self.symbol), ".list-bullet")])
-        self.update(HangingIndent(marker, content))
+        self.update(ListLines([(_marker(self.symbol), content, None)]))
 
     def get_selection(self, selection: Selection) -> tuple[str, str] | None:
         return selection.extract(self._content.plain), "\n"
 
 
+def _item_symbols(block: MarkdownBulletList | MarkdownOrderedList) -> list[tuple[MarkdownListItem, str]]:
+    """A list's items, each with its marker, bulleted and numbered as Textual's lists do."""
+    items = [item for item in block._blocks if isinstance(item, MarkdownListItem)]
+    if not isinstance(block, MarkdownOrderedList):
+        return [(item, item.bullet) for item in items]
+    # numbering as MarkdownOrderedList.compose: from the first item's number, right-aligned
+    start = 1
+    if items and isinstance(items[0], MarkdownOrderedListItem):
+        try:
+            start = int(items[0].bullet)
+        except ValueError:
+            pass
+    size = max((len(f"{number}. ") for number, _ in enumerate(items, start)), default=0)
+    return [(item, f"{number}. ".rjust(size + 1)) for number, item in enumerate(items, start)]
+
+
+def _is_paragraph(block) -> bool:
+    return type(block) in (MarkdownParagraph, FastParagraph)
+
+
+def _list_lines(block: MarkdownBulletList | MarkdownOrderedList) -> ListLines | None:
+    """The whole list as one visual, if each item is one paragraph, maybe followed by a list drawn so too."""
+    items = []
+    for item, symbol in _item_symbols(block):
+        parts = item._blocks
+        if not 1 <= len(parts) <= 2 or not _is_paragraph(parts[0]):
+            return None
+        nested = None
+        if len(parts) == 2 and (not isinstance(parts[1], FastList) or (nested := _list_lines(parts[1])) is None):
+            return None
+        items.append((_marker(symbol), parts[0]._content, nested))
+    return ListLines(items)
+
+
 def _list_item(block: MarkdownListItem, symbol: str) -> MarkdownBlock | Horizontal:
     """One widget for an item that is a single paragraph; otherwise Textual's bullet/column layout."""
-    if len(block._blocks) == 1 and type(block._blocks[0]) in (MarkdownParagraph, FastParagraph):
+    if len(block._blocks) == 1 and _is_paragraph(block._blocks[0]):
         return MarkdownSimpleListItem(block, symbol, block._blocks[0])
     bullet = MarkdownBullet()
     bullet.symbol = symbol
@@ -158,34 +252,42 @@ class _ItemColumn(HeightFromWidth, Vertical):
     pass
 
 
-class FastBulletList(HeightFromWidth, MarkdownBulletList):
+class FastList(SharedInlineStyles, HeightFromWidth):
+    """A list drawn whole as one widget (ListLines) when its items allow, which is most lists; else one
+    widget per single-paragraph item and Textual's bullet/column layout for the others."""
+
+    lines: ListLines | None = None  # what it draws, when it is drawn whole
+
     def compose(self) -> ComposeResult:
-        for block in self._blocks:
-            if isinstance(block, MarkdownListItem):
-                yield _list_item(block, block.bullet)
+        self.lines = _list_lines(self)
+        if self.lines is not None:
+            self.update(self.lines)
+        else:
+            for item, symbol in _item_symbols(self):
+                yield _list_item(item, symbol)
         self._blocks.clear()
 
-
-class FastOrderedList(HeightFromWidth, MarkdownOrderedList):
-    def compose(self) -> ComposeResult:
-        # numbering as MarkdownOrderedList.compose: from the first item's number, right-aligned
-        start = 1
-        if self._blocks and isinstance(self._blocks[0], MarkdownOrderedListItem):
-            try:
-                start = int(self._blocks[0].bullet)
-            except ValueError:
-                pass
-        items = [block for block in self._blocks if isinstance(block, MarkdownListItem)]
-        size = max((len(f"{number}. ") for number, _ in enumerate(items, start)), default=0)
-        for number, block in enumerate(items, start):
-            yield _list_item(block, f"{number}. ".rjust(size + 1))
-        self._blocks.clear()
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        if self.lines is None:
+            return super().get_selection(selection)
+        return selection.extract(self.lines.text), "\n"
 
 
-# A list draws no text itself (its items do): no inline styles (em, strong, ...) to work out for it, each of
-# which costs a stylesheet pass when the list mounts. (Set here: Widget drops the class keyword for it.)
-for _list in (FastBulletList, FastOrderedList):
-    _list._inherit_component_classes = False
+class FastBulletList(FastList, MarkdownBulletList):
+    COMPONENT_CLASSES = {"list-bullet"}  # (on each widget class: Textual takes them from widget classes only)
+    DEFAULT_CSS = """
+    FastBulletList > .list-bullet { color: $text-primary; }
+    FastBulletList:light > .list-bullet { color: $text-secondary; }
+    """
+
+
+class FastOrderedList(FastList, MarkdownOrderedList):
+    COMPONENT_CLASSES = {"list-bullet"}
+    DEFAULT_CSS = """
+    FastOrderedList > .list-bullet { color: $text-primary; }
+    FastOrderedList:light > .list-bullet { color: $text-secondary; }
+    """
+
 
 class HighlightOnceFence(MarkdownFence):
     """A code block highlighted when built and again only if the colours it was highlighted for change."""
