@@ -8,8 +8,10 @@ import gc
 from textual import events
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Offset
 from textual.layouts.vertical import VerticalLayout
 from textual.selection import Selection
+from textual.visual import Visual
 from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, MarkdownH2, MarkdownParagraph
 
@@ -151,6 +153,53 @@ async def test_a_selection_across_items_of_a_list_drawn_whole_copies_and_shows_t
         highlighted = ["".join(ch for (ch, style), (_, was) in zip(row, old) if drawn(style) != drawn(was))
                        for row, old in zip(cells(app), before)]
         assert [line for line in highlighted if line] == ["with strong", "an item"]
+
+
+# Nested and wrapped: lines under a marker, beside a nested marker, and no room at all in a narrow column
+NESTED = """\
+- one two three four five six seven eight
+- a
+  - bee, long enough to wrap onto a second line at this width
+    1. deep
+  - cee
+"""
+
+
+async def test_a_press_left_of_a_line_of_a_list_selects_from_the_start_of_that_line():
+    # under a marker and beside a nested one: the cells left of a line's text start a selection where it does
+    app = Host(FastMarkdown, NESTED)
+    async with app.run_test(size=(30, 20)) as pilot:
+        await pilot.pause()
+        region = app.query_one(FastBulletList).content_region
+        rows = ["".join(ch for ch, _ in row) for row in cells(app)]
+        checked = 0
+        for y in range(region.y, region.bottom):
+            first = next(x for x in range(region.x, region.right) if rows[y][x].strip())
+            _, expected = app.screen.get_widget_and_offset_at(first, y)
+            for x in range(region.x, first):
+                assert app.screen.get_widget_and_offset_at(x, y) == (app.query_one(FastBulletList), expected)
+                checked += 1
+        assert region.height >= 8 and checked >= 2 * region.height
+
+
+async def test_a_list_drawn_whole_is_as_tall_as_what_it_draws_at_any_width():
+    app = Host(FastMarkdown, NESTED + "\n98. a\n99. b\n100. c, that wraps\n     - x\n       1. deep\n")
+    async with app.run_test(size=(48, 40)) as pilot:
+        await pilot.pause()
+        for each in (app.query_one(FastBulletList), app.query_one(FastOrderedList)):
+            # (a deep item with no room beside its marker: wrapping its text into 0 columns raised, and the app
+            # crashed; into fewer, its lines were counted but not drawn)
+            for width in range(1, 40):
+                drawn_lines = Visual.to_strips(each, each.lines, width, None, each.visual_style)
+                assert len(drawn_lines) == each.lines.get_height(each.styles, width)
+
+
+async def test_a_selection_in_a_list_counts_the_lines_it_draws():
+    # inline code keeps a U+2028 (a line end to str.splitlines, not to the drawn text)
+    app = Host(FastMarkdown, "- `a\u2028b` x\n- cee\n- dee\n")
+    async with app.run_test(size=(48, 10)) as pilot:
+        await pilot.pause()
+        assert app.query_one(FastBulletList).get_selection(Selection(Offset(1, 1), Offset(2, 2))) == ("ee\nde", "\n")
 
 
 async def test_blocks_of_one_kind_share_their_inline_styles():

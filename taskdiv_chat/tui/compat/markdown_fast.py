@@ -102,7 +102,8 @@ class ListLines(Visual):
 
     def __init__(self, items: list[tuple[Content, Content, ListLines | None]]) -> None:
         self.items = items  # (marker, paragraph, own list)
-        self.text = "\n".join(body.plain + ("\n" + nested.text if nested else "") for _, body, nested in items)
+        self.text = "\n".join(_selectable(body.plain) + ("\n" + nested.text if nested else "")
+                              for _, body, nested in items)
 
     def get_optimal_width(self, rules: RulesMap, container_width: int) -> int:
         return max((marker.cell_length + max(body.get_optimal_width(rules, container_width - marker.cell_length),
@@ -119,7 +120,10 @@ class ListLines(Visual):
         height = 0
         for marker, body, nested in self.items:
             inner = width - marker.cell_length
-            height += max(1, body.get_height(rules, inner) + (nested.get_height(rules, inner) if nested else 0))
+            if inner < 1:  # no room beside the marker (a deep list in a narrow column): the marker alone
+                height += 1
+            else:
+                height += max(1, body.get_height(rules, inner) + (nested.get_height(rules, inner) if nested else 0))
         return height
 
     def render_strips(self, width: int, height: int | None, style: Style, options: RenderOptions) -> list[Strip]:
@@ -129,19 +133,20 @@ class ListLines(Visual):
         for marker, body, nested in self.items:
             indent = marker.cell_length
             body_lines = body.plain.count("\n") + 1
-            if width > indent:
+            # a press on the marker starts a selection at the start of the item's text
+            first = _pressed_at(marker.render_strips(indent, 1, style, plain)[0], (0, y))
+            if width - indent < 1:
+                lines.append(first.crop(0, width))
+            else:
                 item = _moved(body.render_strips(width - indent, None, style, _shifted(options, y)), y)
                 if nested is not None:
                     below = y + body_lines
                     item += _moved(nested.render_strips(width - indent, None, style, _shifted(options, below)), below)
-                # a press on the marker starts a selection at the start of the item's text
-                first = Strip([Segment(character, segment.style + RichStyle.from_meta({"offset": (0, y)}))
-                               for segment in marker.render_strips(indent, 1, style, plain)[0]
-                               for character in segment.text], indent)
-                # the lines under the marker: spaces in the marker's style, as under Textual's bullet widget
-                under = sum((options.get_style(span.style) for span in marker.spans), style)
-                blank = Strip.blank(indent, under.rich_style)
-                lines += [Strip.join([first if n == 0 else blank, line])
+                # the lines under the marker: spaces in the marker's style, as under Textual's bullet widget;
+                # a press there starts a selection at the start of the text beside it
+                under = Strip.blank(indent, sum((options.get_style(span.style) for span in marker.spans),
+                                                style).rich_style)
+                lines += [Strip.join([first if n == 0 else _pressed_at(under, _first_offset(line)), line])
                           for n, line in enumerate(item or [Strip.blank(0)])]
             y += body_lines + (nested.text.count("\n") + 1 if nested else 0)
         return lines if height is None else lines[:height]
@@ -174,6 +179,34 @@ def _moved(strips: list[Strip], lines: int) -> list[Strip]:
     return moved
 
 
+# What str.splitlines (and so Selection.extract) ends a line at, besides the "\n" a drawn line ends at
+# (inline code keeps them): a space each in the text a selection indexes, so that its lines are those drawn
+_OTHER_LINE_ENDS = str.maketrans({character: " " for character in "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def _selectable(text: str) -> str:
+    return text.translate(_OTHER_LINE_ENDS)
+
+
+def _first_offset(strip: Strip) -> tuple[int, int] | None:
+    """The selection offset of the first character of a line that has one."""
+    for segment in strip:
+        offset = segment.style.meta.get("offset") if segment.style is not None else None
+        if offset is not None and offset[1] is not None:
+            return offset
+    return None
+
+
+def _pressed_at(strip: Strip, offset: tuple[int, int] | None) -> Strip:
+    """`strip` with every cell at the selection offset `offset` (Textual adds how far into a segment the
+    press is: hence a segment per character)."""
+    if offset is None:
+        return strip
+    meta = RichStyle.from_meta({"offset": offset})
+    return Strip([Segment(character, segment.style + meta if segment.style else meta)
+                  for segment in strip for character in segment.text], strip.cell_length)
+
+
 def _marker(symbol: str) -> Content:
     return Content(symbol, spans=[Span(0, len(symbol), ".list-bullet")])
 
@@ -198,7 +231,7 @@ class MarkdownSimpleListItem(SharedInlineStyles, MarkdownBlock):
         self.update(ListLines([(_marker(self.symbol), content, None)]))
 
     def get_selection(self, selection: Selection) -> tuple[str, str] | None:
-        return selection.extract(self._content.plain), "\n"
+        return selection.extract(_selectable(self._content.plain)), "\n"
 
 
 def _item_symbols(block: MarkdownBulletList | MarkdownOrderedList) -> list[tuple[MarkdownListItem, str]]:
