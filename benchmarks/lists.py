@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import sys
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from textual.app import App, ComposeResult  # noqa: E402
 from textual.containers import VerticalScroll  # noqa: E402
 from textual.widgets import Markdown  # noqa: E402
+from textual.widgets.markdown import MarkdownBlock  # noqa: E402
 
 from taskdiv_chat.tui.compat import markdown_fast  # noqa: E402
 from taskdiv_chat.tui.widgets.answer_body import AnswerBody  # noqa: E402
@@ -35,8 +37,8 @@ WRITE_CHARS = 800
 
 
 def long_list(items: int) -> str:
-    return "".join(f"- item {i} with *some* text, long enough to wrap onto a second line at this width\n"
-                   for i in range(items))
+    return "".join(f"- item {i} with *some* text, long enough to wrap onto a second line at this width: "
+                   f"a hundred columns and a little more than that\n" for i in range(items))
 
 
 class Shown(App):
@@ -55,10 +57,14 @@ class Streamed(App):
 
 
 async def shown(widget_class: type[Markdown], text: str) -> tuple[float, float]:
+    gc.collect()  # not what the runs before left (a stock Markdown run leaves thousands of widgets behind)
     app = Shown(widget_class, text)
     started = time.monotonic()
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
+        markdown = app.query_one(widget_class)
+        while not markdown.query(MarkdownBlock):  # (Markdown parses and mounts its blocks after its own mount)
+            await pilot.pause()
+        await pilot.pause()  # laid out and painted
         first = time.monotonic() - started
         started = time.monotonic()
         app.screen.scroll_end(animate=False)
@@ -67,6 +73,7 @@ async def shown(widget_class: type[Markdown], text: str) -> tuple[float, float]:
 
 
 async def streamed(text: str) -> float:
+    gc.collect()
     app = Streamed()
     async with app.run_test(size=(100, 30)) as pilot:
         body = app.query_one(AnswerBody)
