@@ -13,7 +13,7 @@ from textual.layouts.vertical import VerticalLayout
 from textual.selection import Selection
 from textual.visual import Visual
 from textual.widgets import Markdown, Static
-from textual.widgets._markdown import MarkdownBulletList, MarkdownFence, MarkdownH2, MarkdownParagraph
+from textual.widgets._markdown import MarkdownFence, MarkdownH2, MarkdownParagraph
 
 from taskdiv_chat.tui import chat, collector
 from taskdiv_chat.tui.chat import AnswerDone

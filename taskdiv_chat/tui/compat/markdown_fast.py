@@ -171,8 +171,7 @@ def _moved(strips: list[Strip], lines: int) -> list[Strip]:
     for strip in strips:
         segments = []
         for text, style, control in strip:
-            offset = style.meta.get("offset") if style is not None else None
-            if offset is not None and offset[1] is not None:
+            if (offset := _offset(style)) is not None:
                 style += RichStyle.from_meta({"offset": (offset[0], offset[1] + lines)})
             segments.append(Segment(text, style, control))
         moved.append(Strip(segments, strip.cell_length))
@@ -188,13 +187,15 @@ def _selectable(text: str) -> str:
     return text.translate(_OTHER_LINE_ENDS)
 
 
+def _offset(style: RichStyle | None) -> tuple[int, int] | None:
+    """The selection offset a cell of this style is at, if any."""
+    offset = style.meta.get("offset") if style is not None else None
+    return offset if offset is not None and offset[1] is not None else None
+
+
 def _first_offset(strip: Strip) -> tuple[int, int] | None:
     """The selection offset of the first character of a line that has one."""
-    for segment in strip:
-        offset = segment.style.meta.get("offset") if segment.style is not None else None
-        if offset is not None and offset[1] is not None:
-            return offset
-    return None
+    return next((offset for segment in strip if (offset := _offset(segment.style)) is not None), None)
 
 
 def _pressed_at(strip: Strip, offset: tuple[int, int] | None) -> Strip:
