@@ -101,13 +101,12 @@ async def measure(items: int, runs: int) -> None:
             cpu = await streamed(text) if widget_class is not Markdown else None
             figures[name].append((first, end, cpu))
     markdown_fast._list_lines = drawn_whole
-    base = {}
+    baseline = statistics.median(run[0] for run in figures["one widget"])
     for name, runs_of in figures.items():
         first, end = (statistics.median(run[i] for run in runs_of) for i in (0, 1))
         cpu = statistics.median(run[2] for run in runs_of) if runs_of[0][2] is not None else None
-        base.setdefault("first", first)
         streamed_text = f", streamed in {len(text) // WRITE_CHARS + 1} writes: {cpu:.2f} s CPU" if cpu else ""
-        print(f"{name:>15}: shown {first:.3f} s (x{first / base['first']:.2f}), end {end:.3f} s{streamed_text}")
+        print(f"{name:>15}: shown {first:.3f} s (x{first / baseline:.2f}), end {end:.3f} s{streamed_text}")
 
 
 def main() -> int:
